@@ -1,0 +1,108 @@
+"""fit() callbacks that write a run's outputs: throughput, history.json + plots, samples, checkpoints, log lines."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .data import to_uint8
+from .files import write_json
+from .plots import plot_losses, save_sample_grid
+
+
+class Throughput(keras.callbacks.Callback):
+    """Adds `img_per_sec` to the logs (so the progress bar shows it) and `train_seconds` at epoch end.
+
+    The rate is steady-state: it is timed from the end of an epoch's first step, which in the
+    first epoch includes tracing and compiling the step.
+    """
+
+    def __init__(self, batch_size: int):
+        super().__init__()
+        self.batch_size = batch_size
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+        self.first = None  # (time, images) at the end of the first step
+        self.last = (self.start, 0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        now, images = time.perf_counter(), (batch + 1) * self.batch_size
+        self.first = self.first or (now, images)
+        self.last = (now, images)
+        if logs is not None:
+            logs["img_per_sec"] = self._rate()
+
+    def _rate(self) -> float:
+        (t1, n1), (t0, n0) = self.last, self.first or (self.start, 0)
+        if n1 == n0:  # a single step: nothing after it to time, so include it
+            t0, n0 = self.start, 0
+        return (n1 - n0) / max(t1 - t0, 1e-9)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["img_per_sec"] = self._rate()
+            logs["train_seconds"] = self.last[0] - self.start
+
+
+class HistoryWriter(keras.callbacks.Callback):
+    """Appends each epoch's logs to history.json and redraws train_loss.png / val_loss.png."""
+
+    def __init__(self, path: str, plots_dir: str, rows: list[dict]):
+        super().__init__()
+        self.path, self.plots_dir, self.rows = path, plots_dir, rows
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
+        write_json(self.path, self.rows)
+        plot_losses(self.rows, os.path.join(self.plots_dir, "train_loss.png"), prefix="", title="train")
+        if any("val_g_total" in row for row in self.rows):
+            plot_losses(self.rows, os.path.join(self.plots_dir, "val_loss.png"), prefix="val_", title="val")
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Translates a fixed set of val inputs each epoch into samples/epoch_NNN.png and TensorBoard."""
+
+    def __init__(self, inputs: tf.Tensor, targets: tf.Tensor, samples_dir: str, tensorboard_dir: str):
+        super().__init__()
+        self.inputs, self.samples_dir = inputs, samples_dir
+        self.input_u8, self.target_u8 = to_uint8(inputs).numpy(), to_uint8(targets).numpy()
+        self.writer = tf.summary.create_file_writer(os.path.join(tensorboard_dir, "samples"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        generated = to_uint8(self.model.generator(self.inputs, training=False)).numpy()
+        path = os.path.join(self.samples_dir, f"epoch_{epoch + 1:03d}.png")
+        save_sample_grid(self.input_u8, generated, self.target_u8, path, title=f"epoch {epoch + 1}")
+        row = np.concatenate([self.input_u8, generated, self.target_u8], axis=2)  # [N, H, 3W, C]
+        with self.writer.as_default():
+            tf.summary.image("samples/input_generated_target", row, step=epoch + 1, max_outputs=len(row))
+        self.writer.flush()
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves a tf.train.Checkpoint numbered by completed epochs, after history.json is written."""
+
+    def __init__(self, manager: tf.train.CheckpointManager, epoch: tf.Variable):
+        super().__init__()
+        self.manager, self.epoch = manager, epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.assign(epoch + 1)
+        self.manager.save(checkpoint_number=epoch + 1)
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """One log line per epoch, so logs/pix2pix.log keeps what the progress bar showed."""
+
+    def __init__(self, logger: logging.Logger, epochs: int):
+        super().__init__()
+        self.logger, self.epochs = logger, epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        text = " ".join(f"{k}={v:.4g}" for k, v in (logs or {}).items())
+        self.logger.info("epoch %d/%d %s", epoch + 1, self.epochs, text, extra={"file_only": True})

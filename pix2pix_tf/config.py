@@ -1,0 +1,155 @@
+"""One frozen TrainConfig: the paper's defaults, validation, and the argparse flags generated from it."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from typing import Any, Sequence
+
+from .files import write_json
+
+MAX_GENERATOR_DEPTH = 8  # the paper's U-Net at 256x256: 8 stride-2 downsamples to 1x1
+MIN_IMAGE_SIDE = 32  # the 70x70 PatchGAN needs at least 32 px to give a >= 2x2 patch map
+
+
+class UsageError(ValueError):
+    """A value the user supplied is wrong; the message names the problem and the fix."""
+
+
+def parse_image_size(text: str | int | Sequence[int]) -> tuple[int, int]:
+    """Parses `256`, `256x512` (height x width) or a pair into `(height, width)`.
+
+    Raises:
+        UsageError: the text is not one positive int or HxW.
+    """
+    if isinstance(text, int):
+        return (text, text)
+    if not isinstance(text, str):
+        height, width = (int(v) for v in text)
+        return (height, width)
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or min(values, default=0) <= 0:
+        raise UsageError(f"--image-size {text!r} is not a size: use one int (256) or HEIGHTxWIDTH (256x512)")
+    return (values[0], values[-1])
+
+
+def auto_generator_depth(image_size: tuple[int, int]) -> int:
+    """The U-Net depth for a size: 8 at 256 px, one less per halving (7 at 128, as junyanz's unet_128)."""
+    return max(1, min(MAX_GENERATOR_DEPTH, int(math.log2(min(image_size)))))
+
+
+def _field(default: Any, help: str, choices: Sequence[Any] | None = None, flag: bool = True):
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "flag": flag})
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs; `train.py`'s flags are generated from these fields."""
+
+    # data
+    data_dir: str = _field("", "folder in the pix2pix layout (train/, val/, optional test/; each file one side-by-side pair)")
+    dataset: str = _field("", "built-in dataset instead of --data-dir: 'synthetic' draws label/photo pairs offline", ("", "synthetic"))
+    direction: str = _field("BtoA", "which half is the input: AtoB reads the LEFT half, BtoA the RIGHT (Cityscapes label->photo)", ("AtoB", "BtoA"))
+    image_size: tuple[int, int] = _field((256, 256), "training size: one int (256) or HEIGHTxWIDTH (256x512)")
+    synthetic_pairs: int = _field(200, "train pairs drawn for --dataset synthetic (val gets a tenth, at least 4)")
+    # model (the paper's networks)
+    generator_filters: int = _field(64, "filters of the U-Net's first conv (ngf); later layers use 2x, 4x, 8x")
+    discriminator_filters: int = _field(64, "filters of the PatchGAN's first conv (ndf)")
+    generator_depth: int = _field(0, "U-Net stride-2 downsamples; 0 = auto (8 at 256 px, 7 at 128, ...)")
+    norm: str = _field("batch", "normalization in both nets", ("batch", "instance"))
+    # objective and optimizer
+    lambda_l1: float = _field(100.0, "weight of the L1 term in the generator loss (lambda)")
+    lr: float = _field(2e-4, "Adam learning rate for both nets")
+    beta1: float = _field(0.5, "Adam beta_1 for both nets")
+    # schedule
+    epochs: int = _field(50, "epochs to train (a resumed run trains up to this total)")
+    batch_size: int = _field(16, "images per train step")
+    steps_per_epoch: int = _field(0, "cap on train steps per epoch; 0 = one pass over the train split")
+    val_steps: int = _field(0, "cap on validation batches per epoch; 0 = the whole val split")
+    # outputs
+    output_dir: str = _field("outputs", "where checkpoints, plots, samples, history.json and TensorBoard logs go")
+    log_file: str = _field("logs/pix2pix.log", "log file (appended), besides the console")
+    num_samples: int = _field(4, "val images shown in each outputs/samples/epoch_NNN.png")
+    keep_checkpoints: int = _field(3, "checkpoints kept under OUTPUT_DIR/checkpoints")
+    restart: bool = _field(False, "ignore existing checkpoints and history in OUTPUT_DIR and start at epoch 0")
+    # reproducibility
+    seed: int = _field(42, "seed for weights, shuffling, crops/flips and dropout")
+    deterministic: bool = _field(False, "bit-reproducible run: deterministic ops and input order (slower)")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image_size", parse_image_size(self.image_size))
+        if not self.data_dir and not self.dataset:
+            raise UsageError("no data: pass --data-dir DIR (a folder with train/ and val/) or --dataset synthetic")
+        if self.data_dir and self.dataset:
+            raise UsageError("pass either --data-dir or --dataset, not both")
+        for name in ("epochs", "steps_per_epoch", "val_steps", "generator_depth"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
+        for name in ("batch_size", "generator_filters", "discriminator_filters", "keep_checkpoints", "synthetic_pairs"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{_flag(name)} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or not 0 <= self.beta1 < 1 or self.lambda_l1 < 0:
+            raise UsageError("need --lr > 0, 0 <= --beta1 < 1 and --lambda-l1 >= 0")
+        if self.num_samples < 0:
+            raise UsageError(f"--num-samples must be >= 0, got {self.num_samples}")
+        height, width = self.image_size
+        if min(height, width) < MIN_IMAGE_SIDE:
+            raise UsageError(f"--image-size {height}x{width} is too small: the PatchGAN needs at least {MIN_IMAGE_SIDE} px a side")
+        depth = self.resolved_generator_depth
+        if depth > MAX_GENERATOR_DEPTH or 2**depth > min(height, width):
+            raise UsageError(f"--generator-depth {depth} needs images of at least {2**depth} px a side")
+        if height % 2**depth or width % 2**depth:
+            raise UsageError(
+                f"--image-size {height}x{width} is not a multiple of 2^{depth}={2**depth} (the U-Net has {depth} "
+                f"stride-2 downsamples): use a multiple of {2**depth}, or a smaller --generator-depth"
+            )
+
+    @property
+    def resolved_generator_depth(self) -> int:
+        return self.generator_depth or auto_generator_depth(self.image_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def non_defaults(self) -> dict[str, Any]:
+        """Fields whose values differ from the defaults, for the start-of-run log line."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != (parse_image_size(f.default) if f.name == "image_size" else f.default)
+        }
+
+    def save(self, path: str) -> None:
+        write_json(path, self.to_dict())
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, config_cls: type = TrainConfig) -> None:
+    """Adds one `--flag` per config field, with its help, choices and default."""
+    for f in dataclasses.fields(config_cls):
+        if not f.metadata.get("flag", True):
+            continue
+        help_text = f.metadata["help"] + " (default: %(default)s)"
+        kwargs: dict[str, Any] = {"dest": f.name, "default": f.default, "help": help_text}
+        if f.type in ("bool", bool):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif f.name == "image_size":
+            kwargs.update(type=str, metavar="SIZE", default="x".join(map(str, f.default)))
+        else:
+            kwargs["type"] = {"int": int, "float": float, "str": str}.get(f.type, type(f.default))
+            if f.metadata.get("choices"):
+                kwargs["choices"] = [c for c in f.metadata["choices"] if c != ""] or None
+        parser.add_argument("--" + _flag(f.name), **kwargs)
+
+
+def config_from_args(args: argparse.Namespace, config_cls: type = TrainConfig) -> TrainConfig:
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    return config_cls(**{k: v for k, v in vars(args).items() if k in names})

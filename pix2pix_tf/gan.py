@@ -1,0 +1,68 @@
+"""Pix2Pix as a keras.Model: its own train_step/test_step, so fit() brings progress bars and callbacks."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from .losses import METRIC_NAMES, discriminator_loss, generator_loss
+
+
+class Pix2Pix(keras.Model):
+    """Couples a generator G and a conditional discriminator D, with one optimizer each.
+
+    `train_step` updates both nets from one forward pass (simultaneous gradients); the metrics it
+    returns (`g_total, g_gan, g_l1, d_total, d_real, d_fake`) are running means over the epoch and
+    carry the same names in the progress bar, history.json, TensorBoard and the plots.
+    """
+
+    def __init__(self, generator: keras.Model, discriminator: keras.Model, lambda_l1: float = 100.0, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.lambda_l1 = lambda_l1
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
+
+    def compile(self, g_optimizer: keras.optimizers.Optimizer, d_optimizer: keras.optimizers.Optimizer, **kwargs):
+        super().compile(**kwargs)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        # Built eagerly so checkpoints restore the slots before the first step.
+        g_optimizer.build(self.generator.trainable_variables)
+        d_optimizer.build(self.discriminator.trainable_variables)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, inputs, training=False):
+        return self.generator(inputs, training=training)
+
+    def _compute_losses(self, x, y, training: bool):
+        fake = self.generator(x, training=training)
+        real_logits = self.discriminator([x, y], training=training)
+        # D sees the input with the output: it judges the translation, not the photo alone.
+        fake_logits = self.discriminator([x, fake], training=training)
+        return generator_loss(fake_logits, fake, y, self.lambda_l1) | discriminator_loss(real_logits, fake_logits)
+
+    def _update_trackers(self, losses: dict) -> dict:
+        for name, tracker in self.trackers.items():
+            tracker.update_state(losses[name])
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def train_step(self, data):
+        x, y = data
+        g_vars, d_vars = self.generator.trainable_variables, self.discriminator.trainable_variables
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            losses = self._compute_losses(x, y, training=True)
+        self.g_optimizer.apply(g_tape.gradient(losses["g_total"], g_vars), g_vars)
+        self.d_optimizer.apply(d_tape.gradient(losses["d_total"], d_vars), d_vars)
+        return self._update_trackers(losses)
+
+    def test_step(self, data):
+        x, y = data
+        return self._update_trackers(self._compute_losses(x, y, training=False))
+
+
+def make_optimizer(lr: float, beta1: float) -> keras.optimizers.Adam:
+    return keras.optimizers.Adam(learning_rate=lr, beta_1=beta1, beta_2=0.999)

@@ -1,0 +1,161 @@
+"""A training run: logging, data, models, checkpoints and resume around Pix2Pix.fit()."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+
+import keras
+import tensorflow as tf
+
+from . import callbacks as cb
+from .config import TrainConfig
+from .data import list_images, make_eval_dataset, make_train_dataset, steps_per_epoch
+from .gan import Pix2Pix, make_optimizer
+from .models import build_discriminator, build_generator
+from .synthetic import write_synthetic_dataset
+
+logger = logging.getLogger("pix2pix_tf")
+
+# What a run leaves in OUTPUT_DIR; --restart moves these aside instead of deleting them.
+RUN_OUTPUTS = ("checkpoints", "history.json", "plots", "samples", "tensorboard", "config.json")
+
+
+def setup_logging(log_file: str) -> None:
+    """Console + appended log file, one format for both."""
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    console = logging.StreamHandler(sys.stdout)
+    # Per-epoch lines go to the file only: the console already shows them in the progress bar.
+    console.addFilter(lambda record: not getattr(record, "file_only", False))
+    handlers: list[logging.Handler] = [console]
+    if log_file:
+        os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
+        handlers.append(logging.FileHandler(log_file))
+    for handler in handlers:
+        handler.setFormatter(fmt)
+        logger.addHandler(handler)
+
+
+def build_pix2pix(config: TrainConfig) -> Pix2Pix:
+    """G, D and their optimizers as the config says, compiled and ready for fit()."""
+    generator = build_generator(
+        config.image_size, filters=config.generator_filters, depth=config.resolved_generator_depth, norm=config.norm
+    )
+    discriminator = build_discriminator(config.image_size, filters=config.discriminator_filters, norm=config.norm)
+    model = Pix2Pix(generator, discriminator, lambda_l1=config.lambda_l1)
+    model.compile(make_optimizer(config.lr, config.beta1), make_optimizer(config.lr, config.beta1))
+    return model
+
+
+def make_checkpoint(model: Pix2Pix) -> tf.train.Checkpoint:
+    """Everything a resumed run needs: both nets, both optimizers' slots and step counters, the epoch."""
+    return tf.train.Checkpoint(
+        generator=model.generator,
+        discriminator=model.discriminator,
+        g_optimizer=model.g_optimizer,
+        d_optimizer=model.d_optimizer,
+        epoch=tf.Variable(0, dtype=tf.int64, name="epoch"),
+    )
+
+
+def resolve_data_dir(config: TrainConfig) -> str:
+    if config.dataset == "synthetic":
+        root = os.path.join(config.output_dir, "data", "synthetic")
+        logger.info("writing the synthetic dataset (%d train pairs) to %s", config.synthetic_pairs, root)
+        return write_synthetic_dataset(root, config.synthetic_pairs, size=max(config.image_size), seed=config.seed)
+    return config.data_dir
+
+
+def archive_previous_run(output_dir: str) -> None:
+    """--restart: move the old run's outputs to OUTPUT_DIR/previous/<time>/ so nothing is lost."""
+    present = [name for name in RUN_OUTPUTS if os.path.exists(os.path.join(output_dir, name))]
+    if not present:
+        return
+    target = os.path.join(output_dir, "previous", time.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(target, exist_ok=True)
+    for name in present:
+        shutil.move(os.path.join(output_dir, name), os.path.join(target, name))
+    logger.info("--restart: moved the previous run's %s to %s", ", ".join(present), target)
+
+
+def load_history(path: str, completed_epochs: int) -> list[dict]:
+    """history.json rows up to the restored epoch (rows past it belong to an epoch that was not checkpointed)."""
+    if completed_epochs == 0 or not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [row for row in json.load(f) if row["epoch"] <= completed_epochs]
+
+
+def train(config: TrainConfig) -> keras.callbacks.History | None:
+    """Trains (or resumes) a pix2pix model and writes every output under `config.output_dir`.
+
+    Returns:
+        The History of this invocation's fit(), or None when the run had already reached `epochs`.
+
+    Raises:
+        UsageError: the data folder is missing or empty.
+    """
+    setup_logging(config.log_file)
+    out = config.output_dir
+    if config.restart:
+        archive_previous_run(out)
+    data_dir = resolve_data_dir(config) if config.dataset else config.data_dir
+    train_files, val_files = list_images(data_dir, "train"), list_images(data_dir, "val")
+    logger.info("pix2pix_tf: %d train / %d val pairs from %s", len(train_files), len(val_files), data_dir)
+    logger.info("settings differing from the defaults: %s", config.non_defaults())
+
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    model = build_pix2pix(config)
+    checkpoint = make_checkpoint(model)
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(out, "checkpoints"), max_to_keep=config.keep_checkpoints)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        logger.info("resumed from %s (epoch %d)", manager.latest_checkpoint, int(checkpoint.epoch))
+    initial_epoch = int(checkpoint.epoch)
+    config.save(os.path.join(out, "config.json"))
+    if initial_epoch >= config.epochs:
+        logger.info("already trained %d of %d epochs: nothing to do (raise --epochs or pass --restart)", initial_epoch, config.epochs)
+        return None
+
+    steps = steps_per_epoch(len(train_files), config)
+    train_ds = make_train_dataset(train_files, config, start_step=initial_epoch * steps)
+    val_ds = make_eval_dataset(val_files, config)
+    sample_inputs, sample_targets = next(iter(make_eval_dataset(val_files[: max(config.num_samples, 1)], config)))
+    history_path = os.path.join(out, "history.json")
+    callbacks = [
+        cb.Throughput(config.batch_size),
+        cb.HistoryWriter(history_path, os.path.join(out, "plots"), load_history(history_path, initial_epoch)),
+        cb.EpochCheckpoint(manager, checkpoint.epoch),
+        keras.callbacks.TensorBoard(os.path.join(out, "tensorboard"), write_graph=False),
+        cb.EpochLogger(logger, config.epochs),
+    ]
+    if config.num_samples:
+        callbacks.insert(2, cb.SampleGrid(sample_inputs, sample_targets, os.path.join(out, "samples"), os.path.join(out, "tensorboard")))
+    logger.info(
+        "training epochs %d..%d, %d steps of %d images each, at %dx%d",
+        initial_epoch + 1, config.epochs, steps, config.batch_size, *config.image_size,
+    )
+    history = model.fit(
+        train_ds,
+        epochs=config.epochs,
+        initial_epoch=initial_epoch,
+        steps_per_epoch=steps,
+        validation_data=val_ds,
+        validation_steps=config.val_steps or None,
+        callbacks=callbacks,
+        shuffle=False,  # the dataset shuffles itself, seeded
+        verbose=1,
+    )
+    logger.info("done: %d epochs; outputs in %s", config.epochs, out)
+    return history
