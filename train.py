@@ -5,6 +5,7 @@
     python train.py --data-dir DIR --direction AtoB --image-size 256x512            # wide pairs
 
 Re-running the same command resumes from the latest checkpoint in --output-dir; --restart starts over.
+SIGTERM/SIGINT save a checkpoint of the current step and exit with 128+signal (143/130).
 """
 
 from __future__ import annotations
@@ -21,11 +22,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args)
-        from pix2pix_tf.training import train  # TensorFlow loads only once the flags are known to be good
-
-        train(config)
     except UsageError as err:
         parser.error(str(err))  # one line, exit code 2
+    # TensorFlow loads only once the flags are known to be good.
+    from pix2pix_tf.resilience import Interrupted, NonFiniteLoss
+    from pix2pix_tf.training import train
+
+    try:
+        train(config)
+    except UsageError as err:
+        parser.error(str(err))
+    except Interrupted as stop:
+        print(f"train.py: {stop}", file=sys.stderr)
+        return 128 + stop.signum  # the shell's convention for "ended by this signal"
+    except NonFiniteLoss as err:
+        print(f"train.py: error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,4 +1,4 @@
-"""fit() callbacks that write a run's outputs: throughput, history.json + plots, samples, checkpoints, log lines."""
+"""fit() callbacks that write a run's outputs: throughput, history.json + plots, samples, log lines (checkpoints: resilience.py)."""
 
 from __future__ import annotations
 
@@ -82,18 +82,6 @@ class SampleGrid(keras.callbacks.Callback):
         with self.writer.as_default():
             tf.summary.image("samples/input_generated_target", row, step=epoch + 1, max_outputs=len(row))
         self.writer.flush()
-
-
-class EpochCheckpoint(keras.callbacks.Callback):
-    """Saves a tf.train.Checkpoint numbered by completed epochs, after history.json is written."""
-
-    def __init__(self, manager: tf.train.CheckpointManager, epoch: tf.Variable):
-        super().__init__()
-        self.manager, self.epoch = manager, epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epoch.assign(epoch + 1)
-        self.manager.save(checkpoint_number=epoch + 1)
 
 
 class EpochLogger(keras.callbacks.Callback):

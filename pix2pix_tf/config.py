@@ -57,6 +57,7 @@ class TrainConfig:
     direction: str = _field("BtoA", "which half is the input: AtoB reads the LEFT half, BtoA the RIGHT (Cityscapes label->photo)", ("AtoB", "BtoA"))
     image_size: tuple[int, int] = _field((256, 256), "training size: one int (256) or HEIGHTxWIDTH (256x512)")
     synthetic_pairs: int = _field(200, "train pairs drawn for --dataset synthetic (val gets a tenth, at least 4)")
+    on_bad_image: str = _field("skip", "unreadable or non-pair files found by the start-up scan: skip them (warning naming each) or fail", ("skip", "fail"))
     # model (the paper's networks)
     generator_filters: int = _field(64, "filters of the U-Net's first conv (ngf); later layers use 2x, 4x, 8x")
     discriminator_filters: int = _field(64, "filters of the PatchGAN's first conv (ndf)")
@@ -76,6 +77,7 @@ class TrainConfig:
     log_file: str = _field("logs/pix2pix.log", "log file (appended), besides the console")
     num_samples: int = _field(4, "val images shown in each outputs/samples/epoch_NNN.png")
     keep_checkpoints: int = _field(3, "checkpoints kept under OUTPUT_DIR/checkpoints")
+    checkpoint_every: int = _field(500, "also checkpoint every N train steps (and on SIGTERM/SIGINT); 0 = at epoch ends only")
     restart: bool = _field(False, "ignore existing checkpoints and history in OUTPUT_DIR and start at epoch 0")
     # reproducibility
     seed: int = _field(42, "seed for weights, shuffling, crops/flips and dropout")
@@ -87,7 +89,7 @@ class TrainConfig:
             raise UsageError("no data: pass --data-dir DIR (a folder with train/ and val/) or --dataset synthetic")
         if self.data_dir and self.dataset:
             raise UsageError("pass either --data-dir or --dataset, not both")
-        for name in ("epochs", "steps_per_epoch", "val_steps", "generator_depth"):
+        for name in ("epochs", "steps_per_epoch", "val_steps", "generator_depth", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise UsageError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
         for name in ("batch_size", "generator_filters", "discriminator_filters", "keep_checkpoints", "synthetic_pairs"):

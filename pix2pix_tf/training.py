@@ -13,7 +13,9 @@ import keras
 import tensorflow as tf
 
 from . import callbacks as cb
+from . import resilience
 from .config import TrainConfig
+from .datacheck import check_split
 from .data import list_images, make_eval_dataset, make_train_dataset, steps_per_epoch
 from .gan import Pix2Pix, make_optimizer
 from .models import build_discriminator, build_generator
@@ -63,7 +65,10 @@ def make_checkpoint(model: Pix2Pix) -> tf.train.Checkpoint:
         discriminator=model.discriminator,
         g_optimizer=model.g_optimizer,
         d_optimizer=model.d_optimizer,
-        epoch=tf.Variable(0, dtype=tf.int64, name="epoch"),
+        epoch=tf.Variable(0, dtype=tf.int64, name="epoch"),  # completed epochs
+        epoch_step=tf.Variable(0, dtype=tf.int64, name="epoch_step"),  # steps done in the epoch after them
+        rng=resilience.rng_state_variables(model.generator, model.discriminator),  # dropout streams
+        metrics=resilience.metric_variables(model),  # running epoch means, for a mid-epoch resume
     )
 
 
@@ -99,10 +104,12 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     """Trains (or resumes) a pix2pix model and writes every output under `config.output_dir`.
 
     Returns:
-        The History of this invocation's fit(), or None when the run had already reached `epochs`.
+        The History of this invocation's last fit() call, or None when the run had already reached `epochs`.
 
     Raises:
-        UsageError: the data folder is missing or empty.
+        UsageError: the data folder is missing or empty, or holds bad files under --on-bad-image fail.
+        resilience.Interrupted: SIGTERM/SIGINT arrived; the current step was checkpointed first.
+        resilience.NonFiniteLoss: a loss or weight became NaN/Inf; the last good checkpoint is kept.
     """
     setup_logging(config.log_file)
     out = config.output_dir
@@ -110,6 +117,10 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
         archive_previous_run(out)
     data_dir = resolve_data_dir(config) if config.dataset else config.data_dir
     train_files, val_files = list_images(data_dir, "train"), list_images(data_dir, "val")
+    listed = len(train_files) + len(val_files)
+    train_files = check_split(train_files, config.image_size, config.on_bad_image, "train")
+    val_files = check_split(val_files, config.image_size, config.on_bad_image, "val")
+    skipped = listed - len(train_files) - len(val_files)
     logger.info("pix2pix_tf: %d train / %d val pairs from %s", len(train_files), len(val_files), data_dir)
     logger.info("settings differing from the defaults: %s", config.non_defaults())
 
@@ -121,22 +132,27 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     manager = tf.train.CheckpointManager(checkpoint, os.path.join(out, "checkpoints"), max_to_keep=config.keep_checkpoints)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logger.info("resumed from %s (epoch %d)", manager.latest_checkpoint, int(checkpoint.epoch))
-    initial_epoch = int(checkpoint.epoch)
+        logger.info(
+            "resumed from %s (epoch %d, step %d of the next)",
+            manager.latest_checkpoint, int(checkpoint.epoch), int(checkpoint.epoch_step),
+        )
+    initial_epoch, epoch_step = int(checkpoint.epoch), int(checkpoint.epoch_step)
     config.save(os.path.join(out, "config.json"))
     if initial_epoch >= config.epochs:
         logger.info("already trained %d of %d epochs: nothing to do (raise --epochs or pass --restart)", initial_epoch, config.epochs)
         return None
 
     steps = steps_per_epoch(len(train_files), config)
-    train_ds = make_train_dataset(train_files, config, start_step=initial_epoch * steps)
+    signals = resilience.StopSignals()
+    resumed_metrics = [v.numpy() for v in resilience.metric_variables(model)] if epoch_step else []
     val_ds = make_eval_dataset(val_files, config)
     sample_inputs, sample_targets = next(iter(make_eval_dataset(val_files[: max(config.num_samples, 1)], config)))
     history_path = os.path.join(out, "history.json")
     callbacks = [
+        resilience.FiniteGuard(),  # first: a NaN step must reach no writer
         cb.Throughput(config.batch_size),
         cb.HistoryWriter(history_path, os.path.join(out, "plots"), load_history(history_path, initial_epoch)),
-        cb.EpochCheckpoint(manager, checkpoint.epoch),
+        resilience.RunCheckpoint(manager, checkpoint, config.checkpoint_every, signals, epoch_step, resumed_metrics),
         keras.callbacks.TensorBoard(os.path.join(out, "tensorboard"), write_graph=False),
         cb.EpochLogger(logger, config.epochs),
     ]
@@ -146,16 +162,21 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
         "training epochs %d..%d, %d steps of %d images each, at %dx%d",
         initial_epoch + 1, config.epochs, steps, config.batch_size, *config.image_size,
     )
-    history = model.fit(
-        train_ds,
-        epochs=config.epochs,
-        initial_epoch=initial_epoch,
-        steps_per_epoch=steps,
-        validation_data=val_ds,
-        validation_steps=config.val_steps or None,
-        callbacks=callbacks,
-        shuffle=False,  # the dataset shuffles itself, seeded
-        verbose=1,
-    )
+    global_step = int(model.g_optimizer.iterations)
+    with signals:
+        for segment in resilience.plan_segments(initial_epoch, epoch_step, global_step, steps, config.epochs):
+            history = model.fit(
+                make_train_dataset(train_files, config, start_step=segment.start_step),
+                epochs=segment.epochs,
+                initial_epoch=segment.initial_epoch,
+                steps_per_epoch=segment.steps,
+                validation_data=val_ds,
+                validation_steps=config.val_steps or None,
+                callbacks=callbacks,
+                shuffle=False,  # the dataset shuffles itself, seeded
+                verbose=1,
+            )
     logger.info("done: %d epochs; outputs in %s", config.epochs, out)
+    if skipped:
+        logger.warning("%d bad image files were skipped (named at start-up)", skipped)
     return history
