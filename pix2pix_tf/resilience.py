@@ -107,8 +107,9 @@ class FiniteGuard(keras.callbacks.Callback):
     """Stops training with NonFiniteLoss as soon as a train or val loss is NaN/Inf.
 
     Placed first in the callback list, it raises before history.json, the plots or a checkpoint
-    can record the step; raising (rather than `stop_training`) also keeps fit() from running its
-    end-of-epoch callbacks, which would checkpoint the bad weights as a finished epoch.
+    can record the step. keras.callbacks.TerminateOnNaN does not fit: it watches only `loss`, and
+    its `stop_training` still runs fit()'s end-of-epoch callbacks, which would checkpoint the bad
+    weights as a finished epoch.
     """
 
     def on_train_batch_end(self, batch, logs=None):
