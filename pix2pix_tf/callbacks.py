@@ -1,4 +1,4 @@
-"""fit() callbacks that write a run's outputs: throughput, history.json + plots, samples, log lines (checkpoints: resilience.py)."""
+"""fit() callbacks writing a run's outputs: throughput, history.json + plots, samples, log lines."""
 
 from __future__ import annotations
 

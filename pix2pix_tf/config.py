@@ -57,7 +57,7 @@ class TrainConfig:
     direction: str = _field("BtoA", "which half is the input: AtoB reads the LEFT half, BtoA the RIGHT (Cityscapes label->photo)", ("AtoB", "BtoA"))
     image_size: tuple[int, int] = _field((256, 256), "training size: one int (256) or HEIGHTxWIDTH (256x512)")
     synthetic_pairs: int = _field(200, "train pairs drawn for --dataset synthetic (val gets a tenth, at least 4)")
-    on_bad_image: str = _field("skip", "unreadable or non-pair files found by the start-up scan: skip them (warning naming each) or fail", ("skip", "fail"))
+    on_bad_image: str = _field("skip", "unusable files found by the start-up scan: skip (warn) or fail", ("skip", "fail"))
     # model (the paper's networks)
     generator_filters: int = _field(64, "filters of the U-Net's first conv (ngf); later layers use 2x, 4x, 8x")
     discriminator_filters: int = _field(64, "filters of the PatchGAN's first conv (ndf)")

@@ -80,5 +80,7 @@ def check_split(files: list[str], image_size: tuple[int, int], on_bad: str, spli
         raise UsageError(f"{len(bad)} of {len(files)} {split} files are unusable ({fix}{hint}):\n  {shown}{more}")
     for line in lines:
         logger.warning("skipping %s", line)
-    logger.warning("pre-flight scan: skipped %d of %d %s files (named above) (%.1f s)", len(bad), len(files), split, seconds)
+    logger.warning(
+        "pre-flight scan: skipped %d of %d %s files (named above) (%.1f s)", len(bad), len(files), split, seconds
+    )
     return good

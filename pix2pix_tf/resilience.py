@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import math
 import signal
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -93,7 +93,7 @@ class StopSignals:
         )
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> StopSignals:
         for signum in STOP_SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
         return self

@@ -152,7 +152,9 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
         resilience.FiniteGuard(),  # first: a NaN step must reach no writer
         cb.Throughput(config.batch_size),
         cb.HistoryWriter(history_path, os.path.join(out, "plots"), load_history(history_path, initial_epoch)),
-        resilience.RunCheckpoint(manager, checkpoint, config.checkpoint_every, signals, epoch_step, resumed_metrics),
+        resilience.RunCheckpoint(
+            manager, checkpoint, config.checkpoint_every, signals, epoch_step, resumed_metrics
+        ),
         keras.callbacks.TensorBoard(os.path.join(out, "tensorboard"), write_graph=False),
         cb.EpochLogger(logger, config.epochs),
     ]

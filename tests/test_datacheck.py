@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -84,7 +85,7 @@ def test_train_py_fails_before_training_on_bad_file(pair_dir, tmp_path, capsys):
     for split in ("train", "val"):
         (data / split).mkdir(parents=True)
         for name in os.listdir(os.path.join(pair_dir, split)):
-            (data / split / name).write_bytes(open(os.path.join(pair_dir, split, name), "rb").read())
+            shutil.copy(os.path.join(pair_dir, split, name), data / split / name)
     (data / "val" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     with pytest.raises(SystemExit) as exc:
         train_script.main(["--data-dir", str(data), "--image-size", "32", "--on-bad-image", "fail",
@@ -107,5 +108,6 @@ def test_write_json_on_full_disk_keeps_the_old_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space left"):
         write_json(path, [{"epoch": 1}, {"epoch": 2}])
     monkeypatch.undo()
-    assert json.load(open(path)) == [{"epoch": 1}]
+    with open(path) as f:
+        assert json.load(f) == [{"epoch": 1}]
     assert os.listdir(tmp_path) == ["history.json"]  # no temp file left behind

@@ -19,7 +19,10 @@ from pix2pix_tf.resilience import Interrupted, NonFiniteLoss, RunCheckpoint, Seg
 from pix2pix_tf.training import build_pix2pix, make_checkpoint, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = dict(image_size=32, batch_size=4, generator_filters=4, discriminator_filters=4, val_steps=1, num_samples=0)
+TINY = {
+    "image_size": 32, "batch_size": 4, "generator_filters": 4, "discriminator_filters": 4,
+    "val_steps": 1, "num_samples": 0,
+}
 
 
 def _config(pair_dir, out, **overrides):
@@ -33,7 +36,7 @@ def _checkpoint_values(out) -> dict[str, np.ndarray]:
 
 
 def _rows(out, drop=("img_per_sec", "train_seconds")):
-    return [{k: v for k, v in row.items() if k not in drop} for row in json.load(open(out / "history.json"))]
+    return [{k: v for k, v in row.items() if k not in drop} for row in json.loads((out / "history.json").read_text())]
 
 
 def test_plan_segments_finishes_the_interrupted_epoch_first():
@@ -44,7 +47,7 @@ def test_plan_segments_finishes_the_interrupted_epoch_first():
 
 def test_sigterm_mid_epoch_then_resume_is_bit_identical(pair_dir, tmp_path, monkeypatch):
     # 12 train pairs / batch 4 = 3 steps per epoch; dropout, data order and Adam all carry state.
-    common = dict(epochs=2, deterministic=True)
+    common = {"epochs": 2, "deterministic": True}
     train(_config(pair_dir, tmp_path / "straight", checkpoint_every=2, **common))
     # Checkpoints every 2 steps and at epoch ends (steps 2, 3, 5, 6), numbered by global step; 3 kept.
     kept = tf.train.get_checkpoint_state(str(tmp_path / "straight" / "checkpoints")).all_model_checkpoint_paths
@@ -67,7 +70,8 @@ def test_sigterm_mid_epoch_then_resume_is_bit_identical(pair_dir, tmp_path, monk
     monkeypatch.undo()
 
     train(_config(pair_dir, resumed, checkpoint_every=0, **common))
-    assert "resumed from" in open(resumed / "log.txt").read() and "step 1 of the next" in open(resumed / "log.txt").read()
+    log = (resumed / "log.txt").read_text()
+    assert "resumed from" in log and "step 1 of the next" in log
     straight, after = _checkpoint_values(tmp_path / "straight"), _checkpoint_values(resumed)
     assert straight.keys() == after.keys() and any("rng" in name for name in after)
     for name in straight:
@@ -126,7 +130,9 @@ def _start(pair_dir, out):
             "--num-samples", "0", "--epochs", "1000", "--checkpoint-every", "5",
             "--output-dir", str(out), "--log-file", str(out / "log.txt")]
     env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.Popen(argv, cwd=str(out.parent), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        argv, cwd=str(out.parent), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _wait_for_step(out, step: int, process, timeout=90.0) -> None:
@@ -158,12 +164,13 @@ def test_real_sigterm_exits_143_and_kill_9_resumes(pair_dir, tmp_path):
     process.wait(timeout=30)
     latest = tf.train.latest_checkpoint(str(out / "checkpoints"))
     reader = tf.train.load_checkpoint(latest)
-    epoch, epoch_step = int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")), int(reader.get_tensor("epoch_step/.ATTRIBUTES/VARIABLE_VALUE"))
+    epoch = int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+    epoch_step = int(reader.get_tensor("epoch_step/.ATTRIBUTES/VARIABLE_VALUE"))
     steps = 12  # per epoch at batch 1
     assert int(latest.rsplit("-", 1)[1]) == epoch * steps + epoch_step  # counters agree with the global step
 
     train(_config(pair_dir, out, batch_size=1, epochs=epoch + 2, checkpoint_every=5))
-    rows = [row["epoch"] for row in json.load(open(out / "history.json"))]
+    rows = [row["epoch"] for row in json.loads((out / "history.json").read_text())]
     assert rows == list(range(1, epoch + 3))  # no epoch lost or duplicated across three processes
     final = make_checkpoint(build_pix2pix(_config(pair_dir, out)))
     final.restore(tf.train.latest_checkpoint(str(out / "checkpoints"))).expect_partial()
