@@ -135,10 +135,11 @@ class FiniteGuard(keras.callbacks.Callback):
 class RunCheckpoint(keras.callbacks.Callback):
     """Saves the run's tf.train.Checkpoint every `every` steps, at each epoch end, and on a stop signal.
 
-    Checkpoints are numbered by the global step (the optimizers' `iterations`). The checkpoint's
-    `epoch` counts completed epochs and `epoch_step` the steps done in the current one, which is
-    what `plan_segments` needs to resume mid-epoch. Weights are checked finite before every save,
-    so a diverged step never overwrites the last good checkpoint.
+    The checkpoint's `step` counts the train steps run (batches consumed) and numbers the
+    checkpoints; `epoch` counts completed epochs and `epoch_step` the steps done in the current one,
+    which is what `plan_segments` needs to resume mid-epoch. (The optimizers' `iterations` is not
+    used: a loss-scaling optimizer does not count the steps it skips.) Weights are checked finite
+    before every save, so a diverged step never overwrites the last good checkpoint.
     """
 
     def __init__(
@@ -154,45 +155,43 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.manager, self.state, self.every, self.signals = manager, state, every, signals
         self.pending_offset, self.resumed_metrics = resumed_epoch_step, list(resumed_metrics)
 
-    def _global_step(self) -> int:
-        return int(self.model.g_optimizer.iterations)
-
     def on_train_begin(self, logs=None):
-        self.steps = self.params["steps"]  # this fit() call's epoch length
+        self.epoch_steps = self.params["steps"]  # this fit() call's epoch length
 
     def on_epoch_begin(self, epoch, logs=None):
         # fit() has just reset the metrics; a resumed epoch continues its running means instead.
         if self.pending_offset and self.resumed_metrics:
             for variable, value in zip(metric_variables(self.model), self.resumed_metrics):
                 variable.assign(value)
-        self.epoch_start = self._global_step() - self.pending_offset
+        self.step = self.last_saved = self.fit_epoch_start = int(self.state.step)
+        self.epoch_start = self.fit_epoch_start - self.pending_offset
         self.pending_offset, self.resumed_metrics = 0, []
-        self.last_saved = self._global_step()
 
     def on_train_batch_end(self, batch, logs=None):
-        if batch + 1 >= self.steps:
+        self.step = self.fit_epoch_start + batch + 1
+        if batch + 1 >= self.epoch_steps:
             return  # the epoch's last step: on_epoch_end saves (and stops) right after validation
-        step = self._global_step()
-        if self.signals.received is not None or (self.every and step - self.last_saved >= self.every):
-            self.state.epoch_step.assign(step - self.epoch_start)
-            self._save(step)
+        if self.signals.received is not None or (self.every and self.step - self.last_saved >= self.every):
+            self.state.epoch_step.assign(self.step - self.epoch_start)
+            self._save()
         if self.signals.received is not None:
-            raise Interrupted(self.signals.received, step, self.manager.latest_checkpoint)
+            raise Interrupted(self.signals.received, self.step, self.manager.latest_checkpoint)
 
     def on_epoch_end(self, epoch, logs=None):
         self.state.epoch.assign(epoch + 1)
         self.state.epoch_step.assign(0)
-        step = self._global_step()
-        self._save(step)
+        self._save()
         if self.signals.received is not None:
-            raise Interrupted(self.signals.received, step, self.manager.latest_checkpoint)
+            raise Interrupted(self.signals.received, self.step, self.manager.latest_checkpoint)
 
-    def _save(self, step: int) -> None:
+    def _save(self) -> None:
+        step = self.step
         weights = self.model.generator.trainable_variables + self.model.discriminator.trainable_variables
         if not all(bool(tf.reduce_all(tf.math.is_finite(w))) for w in weights):
             raise NonFiniteLoss(
                 f"weights became NaN/Inf by step {step}: training stopped without saving; the last good "
                 f"checkpoint ({self.manager.latest_checkpoint}) is kept. Lower --lr or check the data"
             )
+        self.state.step.assign(step)
         self.manager.save(checkpoint_number=step)
         self.last_saved = step

@@ -15,8 +15,8 @@ import tensorflow as tf
 from . import callbacks as cb
 from . import resilience
 from .config import TrainConfig
-from .datacheck import check_split
 from .data import list_images, make_eval_dataset, make_train_dataset, steps_per_epoch
+from .datacheck import check_split
 from .gan import Pix2Pix, make_optimizer
 from .models import build_discriminator, build_generator
 from .synthetic import write_synthetic_dataset
@@ -66,6 +66,7 @@ def make_checkpoint(model: Pix2Pix) -> tf.train.Checkpoint:
         g_optimizer=model.g_optimizer,
         d_optimizer=model.d_optimizer,
         epoch=tf.Variable(0, dtype=tf.int64, name="epoch"),  # completed epochs
+        step=tf.Variable(0, dtype=tf.int64, name="step"),  # train steps run (batches consumed)
         epoch_step=tf.Variable(0, dtype=tf.int64, name="epoch_step"),  # steps done in the epoch after them
         rng=resilience.rng_state_variables(model.generator, model.discriminator),  # dropout streams
         metrics=resilience.metric_variables(model),  # running epoch means, for a mid-epoch resume
@@ -164,7 +165,9 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
         "training epochs %d..%d, %d steps of %d images each, at %dx%d",
         initial_epoch + 1, config.epochs, steps, config.batch_size, *config.image_size,
     )
-    global_step = int(model.g_optimizer.iterations)
+    # Checkpoints from before the step counter existed: the optimizer's iterations then counted the steps.
+    global_step = int(checkpoint.step) or int(model.g_optimizer.iterations)
+    checkpoint.step.assign(global_step)
     with signals:
         for segment in resilience.plan_segments(initial_epoch, epoch_step, global_step, steps, config.epochs):
             history = model.fit(
