@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import math
 import signal
+import threading
 from collections.abc import Sequence
 
 import keras
@@ -94,6 +95,8 @@ class StopSignals:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def __enter__(self) -> StopSignals:
+        if threading.current_thread() is not threading.main_thread():
+            return self  # Python delivers signals to the main thread only; there is nothing to catch
         for signum in STOP_SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
         return self
