@@ -52,7 +52,8 @@ def test_scan_names_each_bad_file_with_its_reason(mixed_dir):
     assert len(find_bad_images([os.path.join(mixed_dir, "train", "good1.jpg")], (32, 64))) == 1
 
 
-def test_skip_warns_per_file_and_counts(mixed_dir, caplog):
+def test_skip_warns_per_file_and_counts(mixed_dir, caplog, monkeypatch):
+    monkeypatch.setattr(logging.getLogger("pix2pix_tf"), "propagate", True)  # train() turns it off; caplog needs it
     with caplog.at_level(logging.WARNING, logger="pix2pix_tf"):
         good = check_split(_files(mixed_dir), (32, 32), "skip", "train")
     assert [os.path.basename(p) for p in good] == ["good1.jpg", "good2.png", "gray.png", "rgba.png"]
