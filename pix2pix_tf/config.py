@@ -53,7 +53,7 @@ class TrainConfig:
     """Everything a training run needs; `train.py`'s flags are generated from these fields."""
 
     # data
-    data_dir: str = _field("", "folder in the pix2pix layout (train/, val/, optional test/; each file one side-by-side pair)")
+    data_dir: str = _field("", "folder in the pix2pix layout (train/, val/, optional test/; each file one side-by-side pair), or A/train/ + B/train/ with matching names")
     dataset: str = _field("", "dataset instead of --data-dir: 'synthetic' draws label/photo pairs offline; a public pix2pix set is downloaded (checksummed) into --data-root", ("", "synthetic", *REGISTRY))
     data_root: str = _field(DEFAULT_DATA_ROOT, "where --dataset NAME is downloaded and extracted (NAME/ inside)")
     data_source: str = _field("folder", "how --dataset NAME is read: the extracted folder, or the TFDS builder 'pix2pix/NAME'", ("folder", "tfds"))
