@@ -93,7 +93,7 @@ class Pix2pix(tfds.core.GeneratorBasedBuilder):
 
 
 def load_pix2pix_split(config, split: str) -> tf.data.Dataset:
-    """One split of `pix2pix/NAME` as pipeline elements for data.load_pair: dicts of encoded `a`/`b` halves.
+    """One split of `pix2pix/NAME` as pipeline elements for data.load_pair: dicts of encoded `a`/`b` halves (+ file_name).
 
     Images stay encoded (SkipDecoding) so the shuffle buffer holds compressed bytes; load_pair
     decodes them and applies `config.direction`, which may differ from the dataset's own task.
@@ -109,4 +109,4 @@ def load_pix2pix_split(config, split: str) -> tf.data.Dataset:
         shuffle_files=False,  # data.make_train_dataset shuffles, seeded, so a resumed run replays the same order
     )
     a_key, b_key = ("input_image", "target_image") if spec.direction == "AtoB" else ("target_image", "input_image")
-    return ds.map(lambda ex: {"a": ex[a_key], "b": ex[b_key]})
+    return ds.map(lambda ex: {"a": ex[a_key], "b": ex[b_key], "file_name": ex["file_name"]})
