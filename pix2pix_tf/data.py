@@ -118,7 +118,7 @@ def _options(deterministic: bool) -> tf.data.Options:
     return options
 
 
-def make_train_dataset(files: list[str], config: TrainConfig, start_step: int = 0) -> tf.data.Dataset:
+def make_train_dataset(files: list | tf.data.Dataset, config: TrainConfig, start_step: int = 0) -> tf.data.Dataset:
     """Infinite shuffled, jittered, batched (input, target) stream.
 
     The stream is a pure function of `config.seed`: reshuffled every pass, with per-element
@@ -140,8 +140,11 @@ def make_train_dataset(files: list[str], config: TrainConfig, start_step: int = 
     return ds.prefetch(AUTOTUNE).with_options(_options(config.deterministic))
 
 
-def make_eval_dataset(files: list[str], config: TrainConfig, batch_size: int | None = None) -> tf.data.Dataset:
-    """Finite (input, target) batches in file order, resized only."""
+def make_eval_dataset(files: list | tf.data.Dataset, config: TrainConfig, batch_size: int | None = None) -> tf.data.Dataset:
+    """Finite (input, target) batches in file order, resized only.
+
+    `files` is what list_images returns, or a finite dataset of load_pair elements (the TFDS source).
+    """
     ds = files if isinstance(files, tf.data.Dataset) else tf.data.Dataset.from_tensor_slices(files)
     ds = ds.map(
         lambda path: resize_pair(*load_pair(path, config.direction), config.image_size),
