@@ -7,6 +7,7 @@ import dataclasses
 import math
 from typing import Any, Sequence
 
+from .datasets import DEFAULT_DATA_ROOT, REGISTRY
 from .files import write_json
 
 MAX_GENERATOR_DEPTH = 8  # the paper's U-Net at 256x256: 8 stride-2 downsamples to 1x1
@@ -52,9 +53,12 @@ class TrainConfig:
     """Everything a training run needs; `train.py`'s flags are generated from these fields."""
 
     # data
-    data_dir: str = _field("", "folder in the pix2pix layout (train/, val/, optional test/; each file one side-by-side pair)")
-    dataset: str = _field("", "built-in dataset instead of --data-dir: 'synthetic' draws label/photo pairs offline", ("", "synthetic"))
-    direction: str = _field("BtoA", "which half is the input: AtoB reads the LEFT half, BtoA the RIGHT (Cityscapes label->photo)", ("AtoB", "BtoA"))
+    data_dir: str = _field("", "folder in the pix2pix layout (train/, val/, optional test/; each file one side-by-side pair), or A/train/ + B/train/ with matching names")
+    dataset: str = _field("", "dataset instead of --data-dir: 'synthetic' draws label/photo pairs offline; a public pix2pix set is downloaded (checksummed) into --data-root", ("", "synthetic", *REGISTRY))
+    data_root: str = _field(DEFAULT_DATA_ROOT, "where --dataset NAME is downloaded and extracted (NAME/ inside)")
+    data_source: str = _field("folder", "how --dataset NAME is read: the extracted folder, or the TFDS builder 'pix2pix/NAME'", ("folder", "tfds"))
+    allow_unverified_download: bool = _field(False, "accept a --dataset archive that has no checksum on record (its sha256 is logged)")
+    direction: str = _field("", "which half is the input: AtoB reads the LEFT half, BtoA the RIGHT; default: the dataset's task, BtoA for folders (Cityscapes label->photo)", ("AtoB", "BtoA"))
     image_size: tuple[int, int] = _field((256, 256), "training size: one int (256) or HEIGHTxWIDTH (256x512)")
     synthetic_pairs: int = _field(200, "train pairs drawn for --dataset synthetic (val gets a tenth, at least 4)")
     on_bad_image: str = _field("skip", "unusable files found by the start-up scan: skip (warn) or fail", ("skip", "fail"))
@@ -86,9 +90,17 @@ class TrainConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", parse_image_size(self.image_size))
         if not self.data_dir and not self.dataset:
-            raise UsageError("no data: pass --data-dir DIR (a folder with train/ and val/) or --dataset synthetic")
+            raise UsageError(f"no data: pass --data-dir DIR (a folder with train/ and val/) or --dataset NAME (synthetic, {', '.join(REGISTRY)})")
         if self.data_dir and self.dataset:
             raise UsageError("pass either --data-dir or --dataset, not both")
+        if self.data_source == "tfds" and self.dataset not in REGISTRY:
+            raise UsageError(f"--data-source tfds reads a public dataset: pass --dataset with one of {', '.join(REGISTRY)}")
+        if self.dataset not in ("", "synthetic", *REGISTRY):
+            raise UsageError(f"unknown --dataset {self.dataset!r}: choose synthetic or one of {', '.join(REGISTRY)}")
+        if not self.direction:  # the dataset's own task
+            object.__setattr__(self, "direction", self.default_direction)
+        if self.direction not in ("AtoB", "BtoA"):
+            raise UsageError(f"--direction must be AtoB or BtoA, got {self.direction!r}")
         for name in ("epochs", "steps_per_epoch", "val_steps", "generator_depth", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise UsageError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
@@ -124,7 +136,13 @@ class TrainConfig:
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
             if getattr(self, f.name) != (parse_image_size(f.default) if f.name == "image_size" else f.default)
+            and not (f.name == "direction" and self.direction == self.default_direction)
         }
+
+    @property
+    def default_direction(self) -> str:
+        """What --direction resolves to when not given: the dataset's own task, BtoA for folders."""
+        return REGISTRY[self.dataset].direction if self.dataset in REGISTRY else "BtoA"
 
     def save(self, path: str) -> None:
         write_json(path, self.to_dict())

@@ -78,7 +78,20 @@ def resolve_data_dir(config: TrainConfig) -> str:
         root = os.path.join(config.output_dir, "data", "synthetic")
         logger.info("writing the synthetic dataset (%d train pairs) to %s", config.synthetic_pairs, root)
         return write_synthetic_dataset(root, config.synthetic_pairs, size=max(config.image_size), seed=config.seed)
+    if config.dataset:  # a public pix2pix dataset: downloaded, checked and extracted once into --data-root
+        from .datasets import fetch_dataset
+
+        return fetch_dataset(config.dataset, config.data_root, config.allow_unverified_download)
     return config.data_dir
+
+
+def load_splits(config: TrainConfig, data_dir: str):
+    """The train and val pipeline sources: file lists from the folder, or the TFDS `pix2pix/NAME` splits."""
+    if config.data_source == "tfds":
+        from .tfds_pix2pix import load_pix2pix_split  # TFDS loads only when asked for
+
+        return load_pix2pix_split(config, "train"), load_pix2pix_split(config, "val")
+    return list_images(data_dir, "train"), list_images(data_dir, "val")
 
 
 def archive_previous_run(output_dir: str) -> None:
@@ -117,7 +130,7 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     if config.restart:
         archive_previous_run(out)
     data_dir = resolve_data_dir(config) if config.dataset else config.data_dir
-    train_files, val_files = list_images(data_dir, "train"), list_images(data_dir, "val")
+    train_files, val_files = load_splits(config, data_dir)
     listed = len(train_files) + len(val_files)
     train_files = check_split(train_files, config.image_size, config.on_bad_image, "train")
     val_files = check_split(val_files, config.image_size, config.on_bad_image, "val")
@@ -147,7 +160,7 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     signals = resilience.StopSignals()
     resumed_metrics = [v.numpy() for v in resilience.metric_variables(model)] if epoch_step else []
     val_ds = make_eval_dataset(val_files, config)
-    sample_inputs, sample_targets = next(iter(make_eval_dataset(val_files[: max(config.num_samples, 1)], config)))
+    sample_inputs, sample_targets = next(iter(make_eval_dataset(val_files, config, batch_size=max(config.num_samples, 1))))
     history_path = os.path.join(out, "history.json")
     callbacks = [
         resilience.FiniteGuard(),  # first: a NaN step must reach no writer

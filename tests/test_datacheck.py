@@ -11,7 +11,7 @@ import tensorflow as tf
 
 import train as train_script
 from pix2pix_tf.config import UsageError
-from pix2pix_tf.data import load_pair
+from pix2pix_tf.data import list_images, load_pair
 from pix2pix_tf.datacheck import check_split, find_bad_images
 from pix2pix_tf.files import write_json
 
@@ -50,6 +50,20 @@ def test_scan_names_each_bad_file_with_its_reason(mixed_dir):
     assert "32x32 (WxH): not a side-by-side pair" in names["single.jpg"]
     # 2:1 pairs are wrong for 32x64 training, whose pairs are 4:1.
     assert len(find_bad_images([os.path.join(mixed_dir, "train", "good1.jpg")], (32, 64))) == 1
+
+
+def test_ab_layout_pairs_are_checked_file_by_file(tmp_path):
+    image = np.zeros((32, 32, 3), np.uint8)
+    for side, names in (("A", ("ok", "small", "broken")), ("B", ("ok", "small", "broken"))):
+        (tmp_path / side / "train").mkdir(parents=True)
+        for name in names:
+            size = 16 if (side, name) == ("B", "small") else 32
+            data = b"junk" if (side, name) == ("B", "broken") else tf.io.encode_png(image[:size, :size]).numpy()
+            (tmp_path / side / "train" / f"{name}.png").write_bytes(data)
+    pairs = list_images(str(tmp_path), "train")
+    bad = {os.path.basename(a): reason for (a, _), reason in find_bad_images(pairs, (32, 32)).items()}
+    assert set(bad) == {"small.png", "broken.png"}
+    assert "differ in size" in bad["small.png"] and bad["broken.png"].endswith(os.path.join("B", "train", "broken.png"))
 
 
 def test_skip_warns_per_file_and_counts(mixed_dir, caplog, monkeypatch):
