@@ -15,7 +15,7 @@ from .config import TrainConfig, UsageError, _field
 from .data import list_images, load_pair, make_eval_dataset, to_uint8
 from .files import write_json
 from .metrics import IMAGE_METRIC_NAMES, SEGMENTATION_METRIC_NAMES, confusion_matrix, image_metrics, segmentation_scores
-from .palette import NUM_CLASSES, ids_to_colours
+from .palette import NUM_CLASSES, ids_to_colours, palette_fraction
 from .report import write_report
 from .segmenter import label_ids, load_segmenter, predict_ids
 from .training import build_pix2pix, make_checkpoint, setup_logging
@@ -90,9 +90,20 @@ def _data_dir(config: EvalConfig, run: Restored) -> str:
 
 
 def _label_dataset(files: list[str], run: Restored, size: tuple[int, int], batch_size: int) -> tf.data.Dataset:
-    """Ground-truth class ids of the generator's inputs (the label maps), at the segmenter's size."""
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    return ds.map(lambda path: label_ids(load_pair(path, run.config.direction)[0], size)).batch(batch_size)
+    """Ground-truth class ids of the generator's inputs (the label maps), at the segmenter's size.
+
+    Raises:
+        UsageError: the inputs are not Cityscapes colour label maps (a photo -> label run, say).
+    """
+    first_input = load_pair(files[0], run.config.direction)[0]
+    if palette_fraction(first_input) < 0.5:
+        raise UsageError(f"--fcn-score needs a label map -> photo run, but the inputs ({run.config.direction} of "
+                         f"{files[0]}) are not Cityscapes colour label maps")
+
+    def load_ids(path):
+        return label_ids(load_pair(path, run.config.direction)[0], size)
+
+    return tf.data.Dataset.from_tensor_slices(files).map(load_ids).batch(batch_size)
 
 
 def evaluate(config: EvalConfig) -> dict:

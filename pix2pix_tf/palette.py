@@ -58,6 +58,13 @@ def colours_to_ids(label_image: tf.Tensor) -> tf.Tensor:
     return tf.gather(_IDS, tf.argmin(distances, axis=-1, output_type=tf.int32))
 
 
+def palette_fraction(image: tf.Tensor, tolerance: float = 20.0) -> float:
+    """Share of pixels within `tolerance` (RGB distance) of a palette colour: ~0.8-0.9 for Cityscapes label maps, ~0.1 for photos."""
+    pixels = tf.cast(image, tf.float32)[..., None, :]
+    nearest = tf.reduce_min(tf.reduce_sum(tf.square(pixels - _COLOURS), axis=-1), axis=-1)
+    return float(tf.reduce_mean(tf.cast(nearest <= tolerance**2, tf.float32)))
+
+
 def ids_to_colours(ids: np.ndarray) -> np.ndarray:
     """Class ids [..., H, W] -> uint8 colour image [..., H, W, 3]; void (255) is black."""
     lookup = np.zeros((256, 3), np.uint8)

@@ -6,7 +6,7 @@
 The pix2pix paper scores generated street scenes with an FCN trained on real photos (its "FCN-score"):
 the better the photos, the closer the segmenter's accuracy gets to its accuracy on real photos.
 `evaluate.py --fcn-score OUTPUT_DIR` applies the segmenter saved here. Re-running the same command
-resumes an interrupted run (keras BackupAndRestore).
+resumes an interrupted run (keras BackupAndRestore); raising --epochs continues a finished one.
 """
 
 from __future__ import annotations
@@ -147,16 +147,24 @@ def train(config: SegmenterConfig) -> dict[str, float]:
     keras.utils.set_random_seed(config.seed)
     os.makedirs(config.output_dir, exist_ok=True)
     write_json(os.path.join(config.output_dir, "config.json"), dataclasses.asdict(config))
-    model = build_segmenter(config.image_size, config.filters, config.resolved_depth)
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.lr),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE),
-        metrics=[keras.metrics.MeanIoU(NUM_CLASSES, name="iou", ignore_class=IGNORE, sparse_y_pred=False)],
-    )
+    model_path, history_path = os.path.join(config.output_dir, MODEL_FILE), os.path.join(config.output_dir, "history.json")
+    done = load_history(history_path, config.epochs)
+    if os.path.isfile(model_path) and done:
+        # A finished run asked for more epochs: go on from the saved model (the .keras file keeps the optimizer).
+        model, initial_epoch = keras.models.load_model(model_path), done[-1]["epoch"]
+        logger.info("continuing %s from epoch %d", model_path, initial_epoch)
+    else:
+        model, initial_epoch = build_segmenter(config.image_size, config.filters, config.resolved_depth), 0
+        model.compile(
+            optimizer=keras.optimizers.Adam(config.lr),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE),
+            metrics=[keras.metrics.MeanIoU(NUM_CLASSES, name="iou", ignore_class=IGNORE, sparse_y_pred=False)],
+        )
     steps = max(1, len(train_files) // config.batch_size)
     history = model.fit(
         make_dataset(train_files, config, training=True),
         epochs=config.epochs,
+        initial_epoch=initial_epoch,
         steps_per_epoch=min(steps, config.steps_per_epoch) if config.steps_per_epoch else steps,
         validation_data=make_dataset(val_files, config, training=False),
         validation_steps=config.val_steps or None,
@@ -164,9 +172,8 @@ def train(config: SegmenterConfig) -> dict[str, float]:
         shuffle=False,  # the dataset shuffles itself, seeded
         verbose=1,
     )
-    model.save(os.path.join(config.output_dir, MODEL_FILE))
-    history_path = os.path.join(config.output_dir, "history.json")
-    # A resumed fit() reports only its own epochs: keep the earlier rows.
+    model.save(model_path)
+    # A resumed or continued fit() reports only its own epochs: keep the earlier rows.
     rows = load_history(history_path, history.epoch[0] if history.epoch else config.epochs)
     rows += [{"epoch": e + 1, **{k: float(v[i]) for k, v in history.history.items()}} for i, e in enumerate(history.epoch)]
     write_json(history_path, rows)

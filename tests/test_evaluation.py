@@ -4,6 +4,7 @@ import html.parser
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -57,7 +58,16 @@ def test_segmenter_trains_and_beats_chance(pair_dir, segmenter_dir):
     assert scores["class_acc"] > 1.5 / np.count_nonzero(counts), scores  # a constant answer gets 1/classes
     saved = json.load(open(os.path.join(segmenter_dir, "scores.json")))["real_photos"]
     assert saved == pytest.approx(scores)
-    assert len(json.load(open(os.path.join(segmenter_dir, "history.json")))) == 8
+    assert [row["epoch"] for row in json.load(open(os.path.join(segmenter_dir, "history.json")))] == list(range(1, 9))
+
+
+def test_segmenter_continues_when_epochs_are_raised(pair_dir, segmenter_dir):
+    argv = ["train", "--data-dir", pair_dir, "--image-size", "32", "--filters", "8", "--batch-size", "4",
+            "--epochs", "9", "--output-dir", segmenter_dir]  # fmt: skip
+    assert segmenter.main(argv) == 0
+    assert [row["epoch"] for row in json.load(open(os.path.join(segmenter_dir, "history.json")))] == list(range(1, 10))
+    model = keras.models.load_model(os.path.join(segmenter_dir, segmenter.MODEL_FILE))
+    assert int(model.optimizer.iterations) == 9 * (12 // 4)  # 8 epochs restored + 1 trained, 3 steps each
 
 
 class _Images(html.parser.HTMLParser):
@@ -110,3 +120,16 @@ def test_evaluate_errors_exit_2_with_one_line(argv, message, run_dir, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_fcn_score_refuses_inputs_that_are_not_label_maps(pair_dir, run_dir, segmenter_dir, tmp_path, capsys):
+    os.makedirs(tmp_path / "swapped" / "val")
+    for path in list_images(pair_dir, "val"):  # photo on the right: the run (BtoA) would read photos as input
+        pair = tf.io.decode_jpeg(tf.io.read_file(path))
+        swapped = tf.concat([pair[:, pair.shape[1] // 2 :], pair[:, : pair.shape[1] // 2]], axis=1)
+        tf.io.write_file(str(tmp_path / "swapped" / "val" / os.path.basename(path)), tf.io.encode_jpeg(swapped))
+    with pytest.raises(SystemExit) as exc:
+        evaluate_script.main(["--checkpoint-dir", run_dir, "--data-dir", str(tmp_path / "swapped"),
+                              "--report-dir", str(tmp_path / "report"), "--fcn-score", segmenter_dir])  # fmt: skip
+    assert exc.value.code == 2
+    assert "are not Cityscapes colour label maps" in capsys.readouterr().err
