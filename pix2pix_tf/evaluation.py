@@ -106,6 +106,30 @@ def _label_dataset(files: list[str], run: Restored, size: tuple[int, int], batch
     return tf.data.Dataset.from_tensor_slices(files).map(load_ids).batch(batch_size)
 
 
+def _score_split(run: Restored, ds: tf.data.Dataset, files: list[str], segmenter: keras.Model | None, report_images: int):
+    """One pass of G over the split: per-image l1/psnr/ssim, the segmenter's confusion matrices, report rows."""
+    per_image: dict[str, list[float]] = {name: [] for name in IMAGE_METRIC_NAMES}
+    confusion = {kind: np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64) for kind in ("generated", "real")}
+    rows: list[dict] = []
+    for batch in ds:
+        (x, y), ids = batch if segmenter is not None else (batch, None)
+        fake = run.generator(x, training=False)
+        scores = {name: values.numpy() for name, values in image_metrics(fake, y).items()}
+        first = len(per_image["l1"])  # index of this batch's first file
+        for name in IMAGE_METRIC_NAMES:
+            per_image[name].extend(scores[name].tolist())
+        columns = {"input": to_uint8(x).numpy(), "generated": to_uint8(fake).numpy(), "target": to_uint8(y).numpy()}
+        if segmenter is not None:
+            for kind, photos in (("generated", fake), ("real", y)):
+                predicted = predict_ids(segmenter, photos)
+                confusion[kind] += confusion_matrix(ids, predicted, NUM_CLASSES).numpy()
+                columns[f"segmented {kind}"] = ids_to_colours(predicted.numpy())
+        for i in range(min(len(x), report_images - len(rows))):
+            rows.append({"name": os.path.basename(files[first + i]), "images": {k: v[i] for k, v in columns.items()},
+                         "metrics": {name: scores[name][i] for name in IMAGE_METRIC_NAMES}})
+    return per_image, confusion, rows
+
+
 def evaluate(config: EvalConfig) -> dict:
     """Scores the latest checkpoint of a run on a split and writes REPORT_DIR/index.html and metrics.json.
 
@@ -119,29 +143,10 @@ def evaluate(config: EvalConfig) -> dict:
     files = list_images(data_dir, config.split)[: config.max_images or None]
     segmenter = load_segmenter(config.fcn_score) if config.fcn_score else None
     logger.info("evaluating %s (epoch %d) on %d %s images of %s", run.checkpoint, run.epoch, len(files), config.split, data_dir)
-
     ds = make_eval_dataset(files, run.config, batch_size=config.batch_size)
     if segmenter is not None:
         ds = tf.data.Dataset.zip(ds, _label_dataset(files, run, tuple(segmenter.input_shape[1:3]), config.batch_size))
-    per_image: dict[str, list[float]] = {name: [] for name in IMAGE_METRIC_NAMES}
-    confusion = {kind: np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64) for kind in ("generated", "real")}
-    rows: list[dict] = []
-    for batch in ds:
-        (x, y), ids = batch if segmenter is not None else (batch, None)
-        fake = run.generator(x, training=False)
-        scores = {name: values.numpy() for name, values in image_metrics(fake, y).items()}
-        for name in IMAGE_METRIC_NAMES:
-            per_image[name].extend(scores[name].tolist())
-        columns = {"input": to_uint8(x).numpy(), "generated": to_uint8(fake).numpy(), "target": to_uint8(y).numpy()}
-        if segmenter is not None:
-            for kind, photos in (("generated", fake), ("real", y)):
-                predicted = predict_ids(segmenter, photos)
-                confusion[kind] += confusion_matrix(ids, predicted, NUM_CLASSES).numpy()
-                columns[f"segmented {kind}"] = ids_to_colours(predicted.numpy())
-        for i in range(min(len(x), config.report_images - len(rows))):
-            index = len(per_image["l1"]) - len(x) + i
-            rows.append({"name": os.path.basename(files[index]), "images": {k: v[i] for k, v in columns.items()},
-                         "metrics": {name: scores[name][i] for name in IMAGE_METRIC_NAMES}})
+    per_image, confusion, rows = _score_split(run, ds, files, segmenter, config.report_images)
 
     results = {
         "checkpoint": run.checkpoint, "epoch": run.epoch, "data_dir": data_dir, "split": config.split,

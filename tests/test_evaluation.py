@@ -17,6 +17,11 @@ from pix2pix_tf.data import list_images
 from pix2pix_tf.palette import IGNORE, NUM_CLASSES
 
 
+def _json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
 @pytest.fixture(scope="module")
 def run_dir(pair_dir, tmp_path_factory):
     """A 2-epoch run of train.py at 32x32 with tiny networks."""
@@ -36,7 +41,7 @@ def segmenter_dir(pair_dir, tmp_path_factory):
 
 
 def test_training_logs_val_image_metrics_every_epoch(run_dir):
-    history = json.load(open(os.path.join(run_dir, "history.json")))
+    history = _json(os.path.join(run_dir, "history.json"))
     for row in history:
         assert 0 < row["val_l1"] < 255 and 0 < row["val_psnr"] < 60 and -1 <= row["val_ssim"] <= 1, row
         # l1 is measured on [0, 255] after rounding; g_l1 on [-1, 1]: the same error, 127.5x larger.
@@ -56,16 +61,16 @@ def test_segmenter_trains_and_beats_chance(pair_dir, segmenter_dir):
     scores = segmenter.score(segmenter.load_segmenter(segmenter_dir), val)
     assert scores["pixel_acc"] > majority + 0.1, (scores, majority)
     assert scores["class_acc"] > 1.5 / np.count_nonzero(counts), scores  # a constant answer gets 1/classes
-    saved = json.load(open(os.path.join(segmenter_dir, "scores.json")))["real_photos"]
+    saved = _json(os.path.join(segmenter_dir, "scores.json"))["real_photos"]
     assert saved == pytest.approx(scores)
-    assert [row["epoch"] for row in json.load(open(os.path.join(segmenter_dir, "history.json")))] == list(range(1, 9))
+    assert [row["epoch"] for row in _json(os.path.join(segmenter_dir, "history.json"))] == list(range(1, 9))
 
 
 def test_segmenter_continues_when_epochs_are_raised(pair_dir, segmenter_dir):
     argv = ["train", "--data-dir", pair_dir, "--image-size", "32", "--filters", "8", "--batch-size", "4",
             "--epochs", "9", "--output-dir", segmenter_dir]  # fmt: skip
     assert segmenter.main(argv) == 0
-    assert [row["epoch"] for row in json.load(open(os.path.join(segmenter_dir, "history.json")))] == list(range(1, 10))
+    assert [row["epoch"] for row in _json(os.path.join(segmenter_dir, "history.json"))] == list(range(1, 10))
     model = keras.models.load_model(os.path.join(segmenter_dir, segmenter.MODEL_FILE))
     assert int(model.optimizer.iterations) == 9 * (12 // 4)  # 8 epochs restored + 1 trained, 3 steps each
 
@@ -84,20 +89,21 @@ def test_evaluate_writes_metrics_and_a_report_with_working_images(run_dir, segme
     report = str(tmp_path / "report")
     assert evaluate_script.main(["--checkpoint-dir", run_dir, "--report-dir", report, "--report-images", "3",
                                  "--batch-size", "3", "--fcn-score", segmenter_dir]) == 0  # fmt: skip
-    metrics = json.load(open(os.path.join(report, "metrics.json")))
+    metrics = _json(os.path.join(report, "metrics.json"))
     assert metrics["num_images"] == 4 and metrics["epoch"] == 2 and metrics["split"] == "val"
     # The same generator on the same 4 val images as the last epoch's validation.
-    last = json.load(open(os.path.join(run_dir, "history.json")))[-1]
+    last = _json(os.path.join(run_dir, "history.json"))[-1]
     for name in ("l1", "psnr", "ssim"):
         assert metrics[name] == pytest.approx(last["val_" + name], rel=1e-4, abs=1e-4), name
     fcn = metrics["fcn_score"]
-    assert fcn["real"] == pytest.approx(json.load(open(os.path.join(segmenter_dir, "scores.json")))["real_photos"])
+    assert fcn["real"] == pytest.approx(_json(os.path.join(segmenter_dir, "scores.json"))["real_photos"])
     for key in ("pixel_acc", "class_acc", "class_iou"):
         assert 0 <= fcn["generated"][key] <= 1
         assert fcn["ratio"][key] == pytest.approx(fcn["generated"][key] / fcn["real"][key])
 
     parser = _Images()
-    parser.feed(open(os.path.join(report, "index.html")).read())
+    with open(os.path.join(report, "index.html")) as f:
+        parser.feed(f.read())
     samples = [src for src in parser.sources if src.startswith("images/")]
     assert len(samples) == 3 * 5  # input, generated, target, segmented generated, segmented real
     for src in samples:
