@@ -18,7 +18,7 @@ from .metrics import IMAGE_METRIC_NAMES, SEGMENTATION_METRIC_NAMES, confusion_ma
 from .palette import NUM_CLASSES, ids_to_colours, palette_fraction
 from .report import write_report
 from .segmenter import label_ids, load_segmenter, predict_ids
-from .training import build_pix2pix, make_checkpoint, setup_logging
+from .training import build_pix2pix, make_checkpoint, resolve_data_dir, setup_logging
 
 logger = logging.getLogger("pix2pix_tf")
 
@@ -82,10 +82,13 @@ def restore_generator(checkpoint_dir: str) -> Restored:
 
 
 def _data_dir(config: EvalConfig, run: Restored) -> str:
+    """--data-dir, else the folder the run trained on."""
     if config.data_dir:
         return config.data_dir
     if run.config.dataset == "synthetic":  # train.py drew it into its output dir
         return os.path.join(run.run_dir, "data", "synthetic")
+    if run.config.dataset:  # a public dataset: its cached folder (fetched again only if it was deleted)
+        return resolve_data_dir(run.config)
     return run.config.data_dir
 
 
@@ -95,7 +98,7 @@ def _label_dataset(files: list[str], run: Restored, size: tuple[int, int], batch
     Raises:
         UsageError: the inputs are not Cityscapes colour label maps (a photo -> label run, say).
     """
-    first_input = load_pair(files[0], run.config.direction)[0]
+    first_input = load_pair(tf.constant(files[0]), run.config.direction)[0]
     if palette_fraction(first_input) < 0.5:
         raise UsageError(f"--fcn-score needs a label map -> photo run, but the inputs ({run.config.direction} of "
                          f"{files[0]}) are not Cityscapes colour label maps")
@@ -125,7 +128,8 @@ def _score_split(run: Restored, ds: tf.data.Dataset, files: list[str], segmenter
                 confusion[kind] += confusion_matrix(ids, predicted, NUM_CLASSES).numpy()
                 columns[f"segmented {kind}"] = ids_to_colours(predicted.numpy())
         for i in range(min(len(x), report_images - len(rows))):
-            rows.append({"name": os.path.basename(files[first + i]), "images": {k: v[i] for k, v in columns.items()},
+            path = files[first + i]  # a side-by-side file, or the (A, B) files of the A/ B/ layout
+            rows.append({"name": os.path.basename(path if isinstance(path, str) else path[0]), "images": {k: v[i] for k, v in columns.items()},
                          "metrics": {name: scores[name][i] for name in IMAGE_METRIC_NAMES}})
     return per_image, confusion, rows
 
