@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
 import sys
@@ -134,6 +135,20 @@ def load_segmenter(path: str) -> keras.Model:
     return keras.models.load_model(model_path, compile=False)
 
 
+def _check_same_network(config: SegmenterConfig, model_path: str) -> None:
+    """A run that continues a saved segmenter must describe the same network and data layout."""
+    config_path = os.path.join(config.output_dir, "config.json")
+    if not (os.path.isfile(model_path) and os.path.isfile(config_path)):
+        return
+    with open(config_path) as f:
+        saved = json.load(f)
+    for name in ("image_size", "filters", "depth", "direction"):
+        value = getattr(config, name)
+        if saved.get(name) != (list(value) if isinstance(value, tuple) else value):
+            raise UsageError(f"{config.output_dir} holds a segmenter trained with --{name.replace('_', '-')} "
+                             f"{saved.get(name)}; pass the same value to continue it, or another --output-dir")
+
+
 def train(config: SegmenterConfig) -> dict[str, float]:
     """Trains the segmenter on `train/` photos, saves it, and scores it on the real `val/` photos.
 
@@ -145,9 +160,10 @@ def train(config: SegmenterConfig) -> dict[str, float]:
     logger.info("segmenter: %d train / %d val pairs from %s, at %dx%d", len(train_files), len(val_files),
                 config.data_dir, *config.image_size)
     keras.utils.set_random_seed(config.seed)
+    model_path, history_path = os.path.join(config.output_dir, MODEL_FILE), os.path.join(config.output_dir, "history.json")
+    _check_same_network(config, model_path)
     os.makedirs(config.output_dir, exist_ok=True)
     write_json(os.path.join(config.output_dir, "config.json"), dataclasses.asdict(config))
-    model_path, history_path = os.path.join(config.output_dir, MODEL_FILE), os.path.join(config.output_dir, "history.json")
     done = load_history(history_path, config.epochs)
     if os.path.isfile(model_path) and done:
         # A finished run asked for more epochs: go on from the saved model (the .keras file keeps the optimizer).

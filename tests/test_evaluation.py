@@ -66,13 +66,16 @@ def test_segmenter_trains_and_beats_chance(pair_dir, segmenter_dir):
     assert [row["epoch"] for row in _json(os.path.join(segmenter_dir, "history.json"))] == list(range(1, 9))
 
 
-def test_segmenter_continues_when_epochs_are_raised(pair_dir, segmenter_dir):
+def test_segmenter_continues_when_epochs_are_raised(pair_dir, segmenter_dir, capsys):
     argv = ["train", "--data-dir", pair_dir, "--image-size", "32", "--filters", "8", "--batch-size", "4",
             "--epochs", "9", "--output-dir", segmenter_dir]  # fmt: skip
     assert segmenter.main(argv) == 0
     assert [row["epoch"] for row in _json(os.path.join(segmenter_dir, "history.json"))] == list(range(1, 10))
     model = keras.models.load_model(os.path.join(segmenter_dir, segmenter.MODEL_FILE))
     assert int(model.optimizer.iterations) == 9 * (12 // 4)  # 8 epochs restored + 1 trained, 3 steps each
+    with pytest.raises(SystemExit) as exc:  # another network in the same folder is refused, not mixed
+        segmenter.main([*argv[:6], "16", *argv[7:]])
+    assert exc.value.code == 2 and "trained with --filters 8" in capsys.readouterr().err
 
 
 class _Images(html.parser.HTMLParser):
