@@ -83,8 +83,8 @@ def test_sigterm_mid_epoch_then_resume_is_bit_identical(pair_dir, tmp_path, monk
 def test_nan_loss_stops_without_saving_over_the_good_checkpoint(pair_dir, tmp_path, monkeypatch, capsys):
     original = Pix2Pix._compute_losses
 
-    def poisoned(self, x, y, training):
-        losses = original(self, x, y, training)
+    def poisoned(self, x, y, training, **kwargs):
+        losses = original(self, x, y, training, **kwargs)
         if training:  # from the 5th step on, G's loss and gradients are NaN
             losses["g_total"] = losses["g_total"] * tf.where(self.g_optimizer.iterations >= 4, np.nan, 1.0)
         return losses
