@@ -62,11 +62,7 @@ class Pix2Pix(keras.Model):
         # Per-example values weigh every image equally, whichever replica (or partial batch) it came in.
         for name, tracker in self.trackers.items():
             tracker.update_state(losses[name])
-        results = {name: tracker.result() for name, tracker in self.trackers.items()}
-        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
-            # Keras 3 reduces step outputs across workers with strategy.reduce(MEAN, axis=0), which needs an axis.
-            results = {name: value[None] for name, value in results.items()}
-        return results
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def train_step(self, data):
         x, y = data
@@ -79,7 +75,7 @@ class Pix2Pix(keras.Model):
             d_loss = tf.nn.compute_average_loss(losses["d_total"])
         self.g_optimizer.apply(g_tape.gradient(g_loss, g_vars), g_vars)
         self.d_optimizer.apply(d_tape.gradient(d_loss, d_vars), d_vars)
-        return self._update_trackers(losses)
+        return _for_fit(self._update_trackers(losses))
 
     def test_step(self, data):
         x, y = data
@@ -87,7 +83,15 @@ class Pix2Pix(keras.Model):
         logs = self._update_trackers(self._compute_losses(x, y, training=False, fake=fake))
         for name, values in image_metrics(fake, y).items():
             self.image_trackers[name].update_state(values)
-        return logs | {name: tracker.result() for name, tracker in self.image_trackers.items()}
+        return _for_fit(logs | {name: tracker.result() for name, tracker in self.image_trackers.items()})
+
+
+def _for_fit(logs: dict) -> dict:
+    """A step's metrics as fit() can reduce them across replicas."""
+    if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        # Keras 3 reduces step outputs across workers with strategy.reduce(MEAN, axis=0), which needs an axis.
+        return {name: value[None] for name, value in logs.items()}
+    return logs
 
 
 def make_optimizer(lr: float, beta1: float) -> keras.optimizers.Adam:
