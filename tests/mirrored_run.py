@@ -35,8 +35,8 @@ def build(config, strategy):
         model = build_pix2pix(config)
     for layer in model.generator.layers:
         if isinstance(layer, keras.layers.Dropout):
-            # Each replica draws its own dropout mask for its half of the batch, so masks (not the
-            # maths) would differ from one device's mask for the whole batch: compare without dropout.
+            # Every replica draws the same dropout mask for its half of the batch (Keras mirrors the seed
+            # state), unlike one device's mask for the whole batch: masks, not maths, would differ.
             layer.rate = 0.0
     return model
 
