@@ -9,14 +9,11 @@ tf.distribute sums across replicas do not depend on the replica count.
 from __future__ import annotations
 
 import json
-import logging
 import os
 
 import tensorflow as tf
 
 from .config import TrainConfig, UsageError
-
-logger = logging.getLogger("pix2pix_tf")
 
 STRATEGIES = TrainConfig.__dataclass_fields__["strategy"].metadata["choices"]  # the --strategy choices
 TASK_TYPES = ("chief", "worker")  # MultiWorkerMirroredStrategy has no parameter servers

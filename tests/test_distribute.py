@@ -131,6 +131,8 @@ def test_strategy_errors_exit_2_with_one_line(argv, tf_config, message, pair_dir
     assert message in err and "Traceback" not in err
 
 
-def test_unknown_strategy_name_in_config_code():
-    with pytest.raises(UsageError, match="unknown --strategy 'gpu'"):
-        make_strategy("gpu")
+@pytest.mark.parametrize("name,message", [("gpu", "unknown --strategy 'gpu'"), ("tpu", "--strategy tpu found no TPU")])
+def test_strategy_errors_in_library_code(name, message, monkeypatch):
+    monkeypatch.delenv("TPU_NAME", raising=False)
+    with pytest.raises(UsageError, match=message):
+        make_strategy(name)
