@@ -166,7 +166,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         if self.pending_offset and self.resumed_metrics:
             for variable, value in zip(metric_variables(self.model), self.resumed_metrics):
                 variable.assign(value)
-        self.step = self.last_saved = self.fit_epoch_start = int(self.state.step)
+        self.step = self.last_saved = self.fit_epoch_start = int(self.state.step.numpy())
         self.epoch_start = self.fit_epoch_start - self.pending_offset
         self.pending_offset, self.resumed_metrics = 0, []
 

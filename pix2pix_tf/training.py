@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 
 from . import callbacks as cb
-from . import resilience
+from . import distribute, resilience
 from .config import TrainConfig
 from .data import list_images, make_eval_dataset, make_train_dataset, steps_per_epoch
 from .datacheck import check_split
@@ -25,6 +25,8 @@ logger = logging.getLogger("pix2pix_tf")
 
 # What a run leaves in OUTPUT_DIR; --restart moves these aside instead of deleting them.
 RUN_OUTPUTS = ("checkpoints", "history.json", "plots", "samples", "tensorboard", "config.json")
+# Callbacks that write run outputs: in a multi-worker run only the chief keeps them.
+CHIEF_ONLY_CALLBACKS = (cb.HistoryWriter, cb.SampleGrid, keras.callbacks.TensorBoard)
 
 
 def setup_logging(log_file: str) -> None:
@@ -125,9 +127,12 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
         resilience.Interrupted: SIGTERM/SIGINT arrived; the current step was checkpointed first.
         resilience.NonFiniteLoss: a loss or weight became NaN/Inf; the last good checkpoint is kept.
     """
-    setup_logging(config.log_file)
+    strategy = distribute.make_strategy(config.strategy)  # first: multi-worker/TPU set up the TF runtime
+    chief = distribute.is_chief(strategy)  # only the chief writes logs, plots, samples, history, exports
+    setup_logging(config.log_file if chief else "")
+    distribute.check_batch_size(config.batch_size, strategy)
     out = config.output_dir
-    if config.restart:
+    if config.restart and chief:
         archive_previous_run(out)
     data_dir = resolve_data_dir(config) if config.dataset else config.data_dir
     train_files, val_files = load_splits(config, data_dir)
@@ -137,21 +142,26 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     skipped = listed - len(train_files) - len(val_files)
     logger.info("pix2pix_tf: %d train / %d val pairs from %s", len(train_files), len(val_files), data_dir)
     logger.info("settings differing from the defaults: %s", config.non_defaults())
+    logger.info("strategy: %s", distribute.describe(strategy))
 
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    model = build_pix2pix(config)
-    checkpoint = make_checkpoint(model)
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(out, "checkpoints"), max_to_keep=config.keep_checkpoints)
+    with strategy.scope():  # variables (nets, optimizer slots, epoch) become the strategy's replicated ones
+        model = build_pix2pix(config)
+        checkpoint = make_checkpoint(model)
+    manager = distribute.checkpoint_manager(
+        checkpoint, os.path.join(out, "checkpoints"), config.keep_checkpoints, strategy, resume=not config.restart
+    )
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         logger.info(
             "resumed from %s (epoch %d, step %d of the next)",
-            manager.latest_checkpoint, int(checkpoint.epoch), int(checkpoint.epoch_step),
+            manager.latest_checkpoint, int(checkpoint.epoch.numpy()), int(checkpoint.epoch_step.numpy()),
         )
-    initial_epoch, epoch_step = int(checkpoint.epoch), int(checkpoint.epoch_step)
-    config.save(os.path.join(out, "config.json"))
+    initial_epoch, epoch_step = int(checkpoint.epoch.numpy()), int(checkpoint.epoch_step.numpy())
+    if chief:
+        config.save(os.path.join(out, "config.json"))
     if initial_epoch >= config.epochs:
         logger.info("already trained %d of %d epochs: nothing to do (raise --epochs or pass --restart)", initial_epoch, config.epochs)
         return None
@@ -172,14 +182,16 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
         keras.callbacks.TensorBoard(os.path.join(out, "tensorboard"), write_graph=False),
         cb.EpochLogger(logger, config.epochs),
     ]
-    if config.num_samples:
+    if not chief:  # workers train and checkpoint (every worker must join a save) but write no outputs
+        callbacks = [c for c in callbacks if not isinstance(c, CHIEF_ONLY_CALLBACKS)]
+    if config.num_samples and chief:
         callbacks.insert(2, cb.SampleGrid(sample_inputs, sample_targets, os.path.join(out, "samples"), os.path.join(out, "tensorboard")))
     logger.info(
         "training epochs %d..%d, %d steps of %d images each, at %dx%d",
         initial_epoch + 1, config.epochs, steps, config.batch_size, *config.image_size,
     )
     # Checkpoints from before the step counter existed: the optimizer's iterations then counted the steps.
-    global_step = int(checkpoint.step) or int(model.g_optimizer.iterations)
+    global_step = int(checkpoint.step.numpy()) or int(model.g_optimizer.iterations.numpy())
     checkpoint.step.assign(global_step)
     with signals:
         for segment in resilience.plan_segments(initial_epoch, epoch_step, global_step, steps, config.epochs):
