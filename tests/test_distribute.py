@@ -67,7 +67,7 @@ def test_multi_worker_chief_writes_outputs_and_resumes(pair_dir, tmp_path):
     _run_cluster(argv + ["--epochs", "1"], tmp_path, "first")
     written = sorted(os.path.relpath(os.path.join(d, f), out) for d, _, files in os.walk(out) for f in files)
     for path in ("config.json", "history.json", "plots/train_loss.png", "samples/epoch_001.png", "logs/pix2pix.log",
-                 "checkpoints/checkpoint", "checkpoints/ckpt-1.index"):
+                 "checkpoints/checkpoint", "checkpoints/ckpt-2.index"):  # ckpt-<train steps>
         assert path in written, written
     # The chief's outputs only: worker 1 deleted its temporary checkpoint and wrote no second event file.
     assert not any("worker-1" in path for path in written), written
@@ -76,7 +76,7 @@ def test_multi_worker_chief_writes_outputs_and_resumes(pair_dir, tmp_path):
 
     config = TrainConfig(data_dir=pair_dir, image_size=32, generator_filters=4, discriminator_filters=4)
     checkpoint = make_checkpoint(build_pix2pix(config))
-    checkpoint.restore(str(out / "checkpoints" / "ckpt-1")).assert_existing_objects_matched()
+    checkpoint.restore(str(out / "checkpoints" / "ckpt-2")).assert_existing_objects_matched()
     assert int(checkpoint.epoch) == 1 and int(checkpoint.g_optimizer.iterations) == 2
 
     _run_cluster(argv + ["--epochs", "2"], tmp_path, "restart")  # every worker restarts: both resume at epoch 1
