@@ -9,7 +9,7 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import keras
 import numpy as np
@@ -114,6 +114,15 @@ def serving_functions(generator: keras.Model) -> dict[str, tuple[Callable, list[
     }
 
 
+def write_serving_savedmodel(generator: keras.Model, path: str) -> None:
+    """A SavedModel at `path` with the three signatures (Keras' ExportArchive tracks the variables)."""
+    archive = keras.export.ExportArchive()
+    archive.track(generator)
+    for name, (fn, spec) in serving_functions(generator).items():
+        archive.add_endpoint(name, fn, input_signature=spec)
+    archive.write_out(path, verbose=False)
+
+
 def next_version(model_dir: str) -> int:
     """One more than the highest integer version under `model_dir` (1 when there is none)."""
     versions = [int(name) for name in os.listdir(model_dir) if name.isdigit()] if os.path.isdir(model_dir) else []
@@ -156,11 +165,7 @@ def export_saved_model(
     # A dot name: TF Serving only loads all-digit folder names, so it ignores the one being written.
     tmp = tempfile.mkdtemp(dir=model_dir, prefix=f".tmp-{version}-")
     try:
-        archive = keras.export.ExportArchive()
-        archive.track(generator)
-        for name, (fn, spec) in serving_functions(generator).items():
-            archive.add_endpoint(name, fn, input_signature=spec)
-        archive.write_out(tmp, verbose=False)
+        write_serving_savedmodel(generator, tmp)
         if os.path.exists(final):
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -174,22 +179,31 @@ def convert_tflite(generator: keras.Model, mode: str, representative: Iterable[n
     """Converts the generator (float32 [-1, 1] in and out, at the model size) to a TFLite flatbuffer.
 
     Modes: "fp32"; "fp16" (fp16 weights); "int8" (dynamic range: int8 weights, float activations);
-    "int8_full" (int8 weights, activations and I/O, calibrated on `representative` float inputs).
-    Goes through Keras' own `model.export()` + `from_saved_model`: a hand-made tf.Module concrete
-    function can keep READ_VARIABLE ops that produce NaN in the converted model.
+    "int8_full" (int8 weights, activations and I/O, calibrated on `representative` float inputs [H, W, 3]).
 
     Raises:
         ValueError: unknown mode, or "int8_full" without representative inputs.
     """
-    if mode not in TFLITE_MODES:
-        raise ValueError(f"unknown TFLite mode {mode!r}: use one of {', '.join(TFLITE_MODES)}")
+    return convert_tflite_modes(generator, [mode], representative)[mode]
+
+
+def convert_tflite_modes(
+    generator: keras.Model, modes: Sequence[str], representative: Iterable[np.ndarray] | None = None
+) -> dict[str, bytes]:
+    """`convert_tflite` for several modes from one intermediate SavedModel; mode -> flatbuffer."""
+    unknown = [mode for mode in modes if mode not in TFLITE_MODES]
+    if unknown:
+        raise ValueError(f"unknown TFLite mode {unknown[0]!r}: use one of {', '.join(TFLITE_MODES)}")
     samples = [np.asarray(x, np.float32) for x in (() if representative is None else representative)]
-    if mode == "int8_full" and not samples:
+    if "int8_full" in modes and not samples:
         raise ValueError("int8_full needs representative inputs to calibrate activation ranges")
+    if not modes:
+        return {}
+    # Keras' own model.export() + from_saved_model: a hand-made tf.Module concrete function can keep
+    # READ_VARIABLE ops that produce NaN in the converted model.
     with tempfile.TemporaryDirectory() as tmp:
         generator.export(tmp, format="tf_saved_model", verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-        return _configure(converter, mode, samples).convert()
+        return {mode: _configure(tf.lite.TFLiteConverter.from_saved_model(tmp), mode, samples).convert() for mode in modes}
 
 
 def _configure(converter: tf.lite.TFLiteConverter, mode: str, samples: list[np.ndarray]) -> tf.lite.TFLiteConverter:
@@ -275,24 +289,25 @@ def run_export(config: ExportConfig) -> dict:
     inputs = export_report.load_inputs(eval_dir, direction, size, config.eval_count)
     model_dir = os.path.join(config.export_dir, config.model_name)
     formats = config.format_list
-    runners = {}
-    if "savedmodel" in formats:
-        path = export_saved_model(generator, config.export_dir, config.model_name, config.version or None, config.overwrite)
-        logger.info("SavedModel written to %s", path)
-        translate = tf.saved_model.load(path).signatures["translate_float"]
-        runners["savedmodel"] = (path, lambda x: translate(images=tf.constant(x))["images"].numpy())
     tflite_modes = [mode for mode in TFLITE_MODES if mode in formats]
+    paths = {mode: os.path.join(model_dir, tflite_name(mode)) for mode in tflite_modes}
+    existing = [path for path in paths.values() if os.path.exists(path)]
+    if existing and not config.overwrite:
+        raise UsageError(f"{existing[0]} already exists: pass --overwrite to replace it")
     calibration = None
     if "int8_full" in tflite_modes:
         calibration_dir = config.calibration_dir or _default_split_dir(run, config.checkpoint_dir, "train")
         if not calibration_dir:
             raise UsageError("int8_full needs calibration images: pass --calibration-dir (a folder of pair images)")
         calibration = export_report.load_inputs(calibration_dir, direction, size, config.calibration_count)
-    for mode in tflite_modes:
-        path = os.path.join(model_dir, tflite_name(mode))
-        if os.path.exists(path) and not config.overwrite:
-            raise UsageError(f"{path} already exists: pass --overwrite to replace it")
-        flatbuffer = convert_tflite(generator, mode, calibration)
+    runners = {}
+    if "savedmodel" in formats:
+        path = export_saved_model(generator, config.export_dir, config.model_name, config.version or None, config.overwrite)
+        logger.info("SavedModel written to %s", path)
+        translate = tf.saved_model.load(path).signatures["translate_float"]
+        runners["savedmodel"] = (path, lambda x: translate(images=tf.constant(x))["images"].numpy())
+    for mode, flatbuffer in convert_tflite_modes(generator, tflite_modes, calibration).items():
+        path = paths[mode]
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             f.write(flatbuffer)
         logger.info("TFLite %s written to %s (%d bytes)", mode, path, len(flatbuffer))
