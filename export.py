@@ -16,7 +16,7 @@ import json
 import sys
 
 from pix2pix_tf.config import UsageError, add_config_flags, config_from_args
-from pix2pix_tf.export import ExportConfig, run_export
+from pix2pix_tf.export_report import ExportConfig, run_export
 from pix2pix_tf.training import setup_logging
 
 

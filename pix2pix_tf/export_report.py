@@ -1,20 +1,70 @@
-"""export_report.json: per exported format, its size, one-image latency on this machine and fidelity vs Keras."""
+"""export.py's run: every requested format written, then measured into export_report.json (size, latency, fidelity)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import logging
 import os
 import platform
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from .config import TrainConfig, UsageError, _field
 from .data import list_images, load_pair, resize_pair
+from .export import (
+    FORMATS,
+    TFLITE_MODES,
+    convert_tflite_modes,
+    export_saved_model,
+    is_safe_model_name,
+    load_generator,
+    model_size,
+    tflite_name,
+)
+from .files import atomic_path, write_json
+from .litert import LiteRTGenerator
+
+logger = logging.getLogger("pix2pix_tf")
 
 PEAK = 2.0  # the generator's output range [-1, 1]: PSNR here equals PSNR of the uint8 images
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """What export.py writes and from which model; its flags are generated from these fields."""
+
+    checkpoint_dir: str = _field("outputs/checkpoints", "checkpoints/ of a train.py run (config.json is read from its parent)")
+    keras_file: str = _field("", "a .keras generator file instead of --checkpoint-dir (loaded with safe_mode)")
+    export_dir: str = _field("exports", "base folder: the SavedModel goes to EXPORT_DIR/MODEL_NAME/VERSION, TFLite next to it")
+    model_name: str = _field("pix2pix", "TF Serving model name (folder under --export-dir)")
+    version: int = _field(0, "SavedModel version; 0 = one more than the highest existing")
+    overwrite: bool = _field(False, "replace an existing version / TFLite files instead of refusing")
+    formats: str = _field(",".join(FORMATS), f"comma-separated subset of {','.join(FORMATS)}")
+    calibration_dir: str = _field("", "pair images whose input halves calibrate int8_full; default: the run's train/")
+    calibration_count: int = _field(100, "calibration images used for int8_full")
+    eval_dir: str = _field("", "held-out pair images for the fidelity figures; default: the run's val/")
+    eval_count: int = _field(8, "held-out images compared against the Keras generator")
+    direction: str = _field("", "which half of a pair is the input; default: the run's --direction (BtoA)", ("", "AtoB", "BtoA"))
+    latency_runs: int = _field(20, "timed one-image calls per format for the latency figures")
+
+    def __post_init__(self) -> None:
+        unknown = set(self.format_list) - set(FORMATS)
+        if unknown or not self.format_list:
+            raise UsageError(f"--formats {self.formats!r}: choose from {','.join(FORMATS)}")
+        if not is_safe_model_name(self.model_name):
+            raise UsageError(f"--model-name {self.model_name!r} must be a plain folder name (letters, digits, _ . -)")
+        for name in ("version", "calibration_count", "eval_count", "latency_runs"):
+            if getattr(self, name) < (0 if name == "version" else 1):
+                raise UsageError(f"--{name.replace('_', '-')} is out of range: {getattr(self, name)}")
+
+    @property
+    def format_list(self) -> list[str]:
+        return [f.strip() for f in self.formats.split(",") if f.strip()]
 
 
 def load_inputs(split_dir: str, direction: str, image_size: tuple[int, int], count: int) -> np.ndarray:
@@ -93,3 +143,63 @@ def environment() -> dict:
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }
+
+
+def _default_split_dir(run: TrainConfig | None, checkpoint_dir: str, split: str) -> str:
+    """The run's own data split: DATA_DIR/split, or the synthetic set train.py drew into the run folder."""
+    if run is None:
+        return ""
+    if run.dataset == "synthetic":
+        return os.path.join(os.path.dirname(os.path.abspath(checkpoint_dir)), "data", "synthetic", split)
+    return os.path.join(run.data_dir, split)
+
+
+def run_export(config: ExportConfig) -> dict:
+    """Loads the generator, writes every requested format under `config.export_dir`, measures them.
+
+    Returns:
+        The report, also written to EXPORT_DIR/MODEL_NAME/export_report.json.
+
+    Raises:
+        UsageError: a missing model / data folder, or outputs that exist without --overwrite.
+    """
+    generator, run = load_generator(config.checkpoint_dir, config.keras_file)
+    size = model_size(generator)
+    direction = config.direction or (run.direction if run else "BtoA")
+    eval_dir = config.eval_dir or _default_split_dir(run, config.checkpoint_dir, "val")
+    if not eval_dir:
+        raise UsageError("no held-out images for the fidelity figures: pass --eval-dir (a folder of pair images)")
+    inputs = load_inputs(eval_dir, direction, size, config.eval_count)
+    model_dir = os.path.join(config.export_dir, config.model_name)
+    formats = config.format_list
+    tflite_modes = [mode for mode in TFLITE_MODES if mode in formats]
+    paths = {mode: os.path.join(model_dir, tflite_name(mode)) for mode in tflite_modes}
+    existing = [path for path in paths.values() if os.path.exists(path)]
+    if existing and not config.overwrite:
+        raise UsageError(f"{existing[0]} already exists: pass --overwrite to replace it")
+    calibration = None
+    if "int8_full" in tflite_modes:
+        calibration_dir = config.calibration_dir or _default_split_dir(run, config.checkpoint_dir, "train")
+        if not calibration_dir:
+            raise UsageError("int8_full needs calibration images: pass --calibration-dir (a folder of pair images)")
+        calibration = load_inputs(calibration_dir, direction, size, config.calibration_count)
+    runners = {}
+    if "savedmodel" in formats:
+        path = export_saved_model(generator, config.export_dir, config.model_name, config.version or None, config.overwrite)
+        logger.info("SavedModel written to %s", path)
+        translate = tf.saved_model.load(path).signatures["translate_float"]
+        runners["savedmodel"] = (path, lambda x: translate(images=tf.constant(x))["images"].numpy())
+    for mode, flatbuffer in convert_tflite_modes(generator, tflite_modes, calibration).items():
+        path = paths[mode]
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            f.write(flatbuffer)
+        logger.info("TFLite %s written to %s (%d bytes)", mode, path, len(flatbuffer))
+        runners[f"tflite_{mode}"] = (path, LiteRTGenerator(path))
+    report = {
+        "model": {"image_size": list(size), "source": config.keras_file or tf.train.latest_checkpoint(config.checkpoint_dir)},
+        "eval": {"dir": eval_dir, "images": len(inputs), "calibration_images": 0 if calibration is None else len(calibration)},
+        "formats": measure(runners, generator, inputs, config.latency_runs),
+        "environment": environment(),
+    }
+    write_json(os.path.join(model_dir, "export_report.json"), report)
+    return report

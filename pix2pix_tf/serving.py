@@ -11,7 +11,7 @@ import json
 import socket
 import urllib.error
 import urllib.request
-from typing import Sequence
+from collections.abc import Sequence
 
 SIGNATURE = "translate_encoded"
 INPUT_KEY = OUTPUT_KEY = "image_bytes"
@@ -58,7 +58,7 @@ class RestClient:
                 raw = response.read()
         except urllib.error.HTTPError as err:
             raise ServingError(f"TF Serving answered HTTP {err.code} for {self.url}: {_error_text(err.read())}") from err
-        except (socket.timeout, TimeoutError) as err:
+        except TimeoutError as err:
             raise ServingError(f"no answer from {self.url} within {self.timeout:g} s") from err
         except urllib.error.URLError as err:
             if isinstance(err.reason, (socket.timeout, TimeoutError)):

@@ -4,20 +4,27 @@ import json
 import os
 import subprocess
 
-import pix2pix_tf.export as export_module
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import export as export_script
+import pix2pix_tf.export as export_module
+import train as train_script
 from pix2pix_tf.config import UsageError
 from pix2pix_tf.data import list_images, load_pair, resize_pair
-from pix2pix_tf.export import TFLITE_MODES, convert_tflite, export_saved_model, load_generator, next_version, postprocess, preprocess
+from pix2pix_tf.export import (
+    TFLITE_MODES,
+    convert_tflite,
+    export_saved_model,
+    load_generator,
+    next_version,
+    postprocess,
+    preprocess,
+)
 from pix2pix_tf.litert import LiteRTGenerator
 from pix2pix_tf.models import build_generator
 from pix2pix_tf.predict import main as predict_main
-
-import train as train_script
 
 # Tolerances vs the Keras generator on held-out inputs (outputs in [-1, 1]).
 SAVEDMODEL_MAX_ERR, FP32_MAX_ERR, FP16_MAX_ERR = 1e-5, 1e-4, 2e-2
@@ -52,7 +59,8 @@ def _psnr(a, b):
 def test_export_py_writes_every_artifact_and_the_report(exported):
     model_dir = exported["dir"]
     assert sorted(os.listdir(model_dir)) == ["1", "export_report.json"] + sorted(f"generator_{m}.tflite" for m in TFLITE_MODES)
-    report = json.load(open(os.path.join(model_dir, "export_report.json")))
+    with open(os.path.join(model_dir, "export_report.json")) as f:
+        report = json.load(f)
     assert report["model"]["image_size"] == [32, 32] and report["eval"]["images"] == 4
     assert report["eval"]["calibration_images"] == 12
     formats = report["formats"]

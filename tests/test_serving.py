@@ -35,7 +35,7 @@ class _RestHandler(http.server.BaseHTTPRequestHandler):
 
     signature = None
 
-    def do_POST(self):  # noqa: N802 (http.server's naming)
+    def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         if self.path.startswith(f"/v1/models/{SLOW_MODEL}"):
             time.sleep(2)
@@ -83,7 +83,7 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, signature):
         self.signature = signature
 
-    def Predict(self, request, context):  # noqa: N802 (the proto's naming)
+    def Predict(self, request, context):
         if request.model_spec.name == SLOW_MODEL:
             time.sleep(2)
         if request.model_spec.name != "pix2pix":
