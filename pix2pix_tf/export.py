@@ -75,12 +75,18 @@ def serving_functions(generator: keras.Model) -> dict[str, tuple[Callable, list[
 
 
 def write_serving_savedmodel(generator: keras.Model, path: str) -> None:
-    """A SavedModel at `path` with the three signatures (Keras' ExportArchive tracks the variables)."""
-    archive = keras.export.ExportArchive()
-    archive.track(generator)
-    for name, (fn, spec) in serving_functions(generator).items():
-        archive.add_endpoint(name, fn, input_signature=spec)
-    archive.write_out(path, verbose=False)
+    """A SavedModel at `path` with the three signatures and the generator's variables, stored once.
+
+    Plain `tf.saved_model.save`: Keras' ExportArchive stores every variable twice (under
+    `variables/` and `_all_variables/`), doubling the size of a 218 MB generator.
+    """
+    module = tf.Module()
+    module.generator = generator  # tracked, so the signatures' captured variables are saved with it
+    signatures = {
+        name: tf.function(fn, input_signature=spec).get_concrete_function()
+        for name, (fn, spec) in serving_functions(generator).items()
+    }
+    tf.saved_model.save(module, path, signatures=signatures)
 
 
 def next_version(model_dir: str) -> int:
@@ -126,6 +132,7 @@ def export_saved_model(
     tmp = tempfile.mkdtemp(dir=model_dir, prefix=f".tmp-{version}-")
     try:
         write_serving_savedmodel(generator, tmp)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only; a TF Serving running as another user must read it
         if os.path.exists(final):
             shutil.rmtree(final)
         os.replace(tmp, final)

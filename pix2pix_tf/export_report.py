@@ -191,8 +191,10 @@ def run_export(config: ExportConfig) -> dict:
         runners["savedmodel"] = (path, lambda x: translate(images=tf.constant(x))["images"].numpy())
     for mode, flatbuffer in convert_tflite_modes(generator, tflite_modes, calibration).items():
         path = paths[mode]
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            f.write(flatbuffer)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(flatbuffer)
+            os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; deployables are read by other users
         logger.info("TFLite %s written to %s (%d bytes)", mode, path, len(flatbuffer))
         runners[f"tflite_{mode}"] = (path, LiteRTGenerator(path))
     report = {
