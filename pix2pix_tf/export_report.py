@@ -68,13 +68,18 @@ class ExportConfig:
 
 
 def load_inputs(split_dir: str, direction: str, image_size: tuple[int, int], count: int) -> np.ndarray:
-    """The first `count` input halves of the pair files in `split_dir`, as float32 [-1, 1] at `image_size`.
+    """The first `count` input images of a split folder, as float32 [-1, 1] at `image_size`.
+
+    `split_dir` is DATA/train or DATA/val, in any layout data.list_images reads (side-by-side
+    files, or the A/ B/ layout: DATA/A/train + DATA/B/train, or DATA/train/A + DATA/train/B).
 
     Raises:
         UsageError: the folder is missing or holds no images.
     """
-    files = list_images(os.path.dirname(os.path.abspath(split_dir)), os.path.basename(os.path.abspath(split_dir)))
-    inputs = [resize_pair(*load_pair(path, direction), image_size)[0].numpy() for path in files[:count]]
+    split_dir = os.path.abspath(split_dir)
+    parent, split = os.path.dirname(split_dir), os.path.basename(split_dir)
+    files = list_images(parent, split)
+    inputs = [resize_pair(*load_pair(tf.constant(path), direction), image_size)[0].numpy() for path in files[:count]]
     return np.stack(inputs).astype(np.float32)
 
 
@@ -146,12 +151,13 @@ def environment() -> dict:
 
 
 def _default_split_dir(run: TrainConfig | None, checkpoint_dir: str, split: str) -> str:
-    """The run's own data split: DATA_DIR/split, or the synthetic set train.py drew into the run folder."""
-    if run is None:
+    """The run's own data split: the synthetic set train.py drew into the run folder, a fetched
+    public dataset under --data-root, or --data-dir; "" when unknown (a .keras file, a TFDS source)."""
+    if run is None or run.data_source == "tfds":
         return ""
     if run.dataset == "synthetic":
         return os.path.join(os.path.dirname(os.path.abspath(checkpoint_dir)), "data", "synthetic", split)
-    return os.path.join(run.data_dir, split)
+    return os.path.join(os.path.join(run.data_root, run.dataset) if run.dataset else run.data_dir, split)
 
 
 def run_export(config: ExportConfig) -> dict:

@@ -47,7 +47,7 @@ def exported(pair_dir, tmp_path_factory):
                                "--latency-runs", "1"]) == 0
     generator, _ = load_generator(os.path.join(out, "checkpoints"))
     files = list_images(pair_dir, "val")
-    inputs = np.stack([resize_pair(*load_pair(f, "BtoA"), (32, 32))[0].numpy() for f in files])
+    inputs = np.stack([resize_pair(*load_pair(tf.constant(f), "BtoA"), (32, 32))[0].numpy() for f in files])
     return {"dir": os.path.join(export_dir, "pix2pix"), "generator": generator, "inputs": inputs,
             "reference": generator(inputs, training=False).numpy(), "checkpoints": os.path.join(out, "checkpoints")}
 
