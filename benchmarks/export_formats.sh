@@ -16,5 +16,5 @@ uptime
 python "$REPO/train.py" "${source_flags[@]}" --image-size "$SIZE" --batch-size 1 --epochs 1 \
   --steps-per-epoch "$STEPS" --val-steps 1 --num-samples 0 --output-dir "$OUT/outputs" --log-file "$OUT/train.log"
 python "$REPO/export.py" --checkpoint-dir "$OUT/outputs/checkpoints" --export-dir "$OUT/exports" --overwrite --version 1 \
-  --eval-count 8 --calibration-count 100 --latency-runs 10 "${calib[@]}"
+  --eval-count 8 --calibration-count 100 --latency-runs 5 "${calib[@]}"
 uptime
