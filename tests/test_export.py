@@ -161,6 +161,14 @@ def test_export_is_atomic_and_never_overwrites_silently(tmp_path, monkeypatch):
     assert next_version(os.path.join(base, "pix2pix")) == 8
 
 
+def test_export_py_refuses_to_replace_outputs_without_overwrite(exported, capsys):
+    export_dir = os.path.dirname(exported["dir"])
+    with pytest.raises(SystemExit) as exc:
+        export_script.main(["--checkpoint-dir", exported["checkpoints"], "--export-dir", export_dir])
+    assert exc.value.code == 2 and "already exists: pass --overwrite" in capsys.readouterr().err
+    assert not os.path.exists(os.path.join(exported["dir"], "2"))  # refused before writing anything
+
+
 def test_converter_rejects_unknown_modes_and_uncalibrated_int8():
     generator = build_generator((32, 32), filters=4, depth=5)
     with pytest.raises(ValueError, match="unknown TFLite mode"):
