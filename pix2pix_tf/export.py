@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -192,7 +193,10 @@ def config_for_checkpoints(checkpoint_dir: str) -> TrainConfig:
     if not os.path.exists(path):
         raise UsageError(f"{path} not found: --checkpoint-dir must be the checkpoints/ folder of a train.py output dir")
     with open(path) as f:
-        return TrainConfig(**json.load(f))
+        saved = json.load(f)
+    # Keys this version does not know (a newer run's) are left out rather than failing the export.
+    known = {field.name for field in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{key: value for key, value in saved.items() if key in known})
 
 
 def load_generator(checkpoint_dir: str = "", keras_file: str = "") -> tuple[keras.Model, TrainConfig | None]:
