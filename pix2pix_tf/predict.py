@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-name", default="pix2pix", help="TF Serving model name (default: %(default)s)")
     parser.add_argument("--version", type=int, default=0, help="TF Serving model version; 0 = the latest served")
     parser.add_argument("--timeout", type=float, default=30.0, help="TF Serving request timeout in seconds (default: %(default)s)")
-    parser.add_argument("--pairs", default="", choices=("", "AtoB", "BtoA"), help="inputs are side-by-side pairs; AtoB translates the LEFT half")
+    parser.add_argument("--pairs", default="", choices=("AtoB", "BtoA"), help="inputs are side-by-side pairs; AtoB translates the LEFT half")
     parser.add_argument("--side-by-side", action="store_true", help="write input | output (| target with --pairs) instead of the output alone")
     args = parser.parse_args(argv)
     if args.backend == "tflite" and not args.model:
