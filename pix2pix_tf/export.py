@@ -45,6 +45,14 @@ def serving_functions(generator: keras.Model) -> dict[str, tuple[Callable, list[
     size = model_size(generator)
 
     def translate_images(images):
+        # A loaded signature does not enforce its TensorSpec: say what is wrong with the input rather
+        # than fail inside the first conv. (A wrong rank cannot be caught this way: TF folds the
+        # check away using the declared rank, and the resize then reports "must be 4-dimensional".)
+        tf.debugging.assert_equal(
+            tf.shape(images)[-1], 3,
+            message="images must be uint8 [batch, height, width, 3] RGB; convert grayscale/RGBA first "
+            "or send encoded files to translate_encoded",
+        )
         outputs = generator(preprocess(images, size), training=False)
         return {"images": postprocess(outputs, tf.shape(images)[1:3])}
 

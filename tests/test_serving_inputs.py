@@ -1,0 +1,37 @@
+"""Serving inputs: the exported signatures reject malformed input with an error that says what is wrong."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pix2pix_tf.export import write_serving_savedmodel
+from pix2pix_tf.models import build_generator
+
+
+@pytest.fixture(scope="module")
+def signatures(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("served") / "1")
+    write_serving_savedmodel(build_generator((32, 32), filters=4, depth=5), path)
+    return tf.saved_model.load(path).signatures
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_uint8_signature_names_a_wrong_channel_count(signatures, channels):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"images must be uint8 \[batch, height, width, 3\] RGB"):
+        signatures["serving_default"](images=tf.zeros((1, 32, 32, channels), tf.uint8))
+
+
+def test_uint8_signature_refuses_a_wrong_rank_and_dtype(signatures):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="must be 4-dimensional"):
+        signatures["serving_default"](images=tf.zeros((32, 32, 3), tf.uint8))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="expected to be a uint8 tensor"):
+        signatures["serving_default"](images=tf.zeros((1, 32, 32, 3), tf.float32))
+
+
+def test_encoded_signature_rejects_non_image_bytes_with_an_error(signatures):
+    good = tf.io.encode_png(np.zeros((20, 30, 3), np.uint8))
+    out = signatures["translate_encoded"](image_bytes=tf.stack([good]))["image_bytes"]
+    assert tf.io.decode_png(out[0]).shape == (20, 30, 3)
+    for data in (b"not an image", b"", good.numpy()[:20]):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="image|PNG|Invalid"):
+            signatures["translate_encoded"](image_bytes=tf.constant([data]))
