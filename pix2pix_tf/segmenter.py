@@ -132,7 +132,7 @@ def load_segmenter(path: str) -> keras.Model:
     if not os.path.isfile(model_path):
         raise UsageError(f"no segmenter at {path}: train one with `python -m pix2pix_tf.segmenter train --data-dir DIR "
                          f"--output-dir {path}` and pass that folder")
-    return keras.models.load_model(model_path, compile=False)
+    return keras.models.load_model(model_path, compile=False, safe_mode=True)
 
 
 def _check_same_network(config: SegmenterConfig, model_path: str) -> None:
@@ -167,7 +167,7 @@ def train(config: SegmenterConfig) -> dict[str, float]:
     done = load_history(history_path, config.epochs)
     if os.path.isfile(model_path) and done:
         # A finished run asked for more epochs: go on from the saved model (the .keras file keeps the optimizer).
-        model, initial_epoch = keras.models.load_model(model_path), done[-1]["epoch"]
+        model, initial_epoch = keras.models.load_model(model_path, safe_mode=True), done[-1]["epoch"]
         logger.info("continuing %s from epoch %d", model_path, initial_epoch)
     else:
         model, initial_epoch = build_segmenter(config.image_size, config.filters, config.resolved_depth), 0

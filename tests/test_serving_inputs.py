@@ -1,4 +1,4 @@
-"""Serving inputs: the exported signatures reject malformed input with an error that says what is wrong."""
+"""Serving inputs and model files: malformed input is refused with an error saying what is wrong; no code is loaded."""
 
 import numpy as np
 import pytest
@@ -35,3 +35,16 @@ def test_encoded_signature_rejects_non_image_bytes_with_an_error(signatures):
     for data in (b"not an image", b"", good.numpy()[:20]):
         with pytest.raises(tf.errors.InvalidArgumentError, match="image|PNG|Invalid"):
             signatures["translate_encoded"](image_bytes=tf.constant([data]))
+
+
+def test_keras_files_load_in_safe_mode(tmp_path):
+    # A .keras file can carry a Lambda layer's bytecode; safe_mode refuses to run it.
+    import keras
+
+    from pix2pix_tf.export import load_generator
+
+    inputs = keras.Input((32, 32, 3))
+    path = str(tmp_path / "lambda.keras")
+    keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs)).save(path)
+    with pytest.raises(ValueError, match="safe_mode"):
+        load_generator(keras_file=path)
