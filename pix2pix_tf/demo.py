@@ -12,7 +12,6 @@ Nothing a user sends is written to disk.
 from __future__ import annotations
 
 import argparse
-import functools
 import http.server
 import json
 import logging
@@ -23,11 +22,10 @@ import threading
 from importlib import resources
 from urllib.parse import urlsplit
 
-import numpy as np
 import tensorflow as tf
 
 from .config import UsageError
-from .data import list_images, load_pair
+from .labelmaps import PALETTE, Examples
 
 SIGNATURE = "translate_encoded"
 MAX_BYTES = 2 * 1024 * 1024  # request body limit
@@ -37,30 +35,6 @@ READ_TIMEOUT_S = 30  # a stalled client releases its thread after this long
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SIGNATURE = b"\xff\xd8\xff"
 
-# The 19 Cityscapes evaluation classes with their official colours (cityscapesScripts labels.py),
-# then "void", the black of unlabelled pixels, used as the eraser.
-PALETTE = (
-    ("road", (128, 64, 128)),
-    ("sidewalk", (244, 35, 232)),
-    ("building", (70, 70, 70)),
-    ("wall", (102, 102, 156)),
-    ("fence", (190, 153, 153)),
-    ("pole", (153, 153, 153)),
-    ("traffic light", (250, 170, 30)),
-    ("traffic sign", (220, 220, 0)),
-    ("vegetation", (107, 142, 35)),
-    ("terrain", (152, 251, 152)),
-    ("sky", (70, 130, 180)),
-    ("person", (220, 20, 60)),
-    ("rider", (255, 0, 0)),
-    ("car", (0, 0, 142)),
-    ("truck", (0, 0, 70)),
-    ("bus", (0, 60, 100)),
-    ("train", (0, 80, 100)),
-    ("motorcycle", (0, 0, 230)),
-    ("bicycle", (119, 11, 32)),
-    ("void", (0, 0, 0)),
-)
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 # The page may load nothing from elsewhere: it must work offline, and a CDN would also see the user.
 CSP = "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; connect-src 'self'"
@@ -144,39 +118,6 @@ class Translator:
                 return self._fn(image_bytes=tf.constant([image]))["image_bytes"].numpy()[0]
             except tf.errors.InvalidArgumentError as err:
                 raise ValueError(f"the image could not be decoded ({err.message.splitlines()[0]})") from None
-
-
-def snap_to_palette(label: np.ndarray, max_distance: float = 60.0) -> np.ndarray:
-    """Replaces colours within `max_distance` (RGB) of a palette colour by that colour.
-
-    The Cityscapes pairs are JPEGs, so their label maps carry compression noise; snapped, the
-    page's exact-colour fill works on them. Colours of classes outside the palette stay as they are.
-    """
-    colours = np.array([rgb for _, rgb in PALETTE], np.int32)  # [K, 3]
-    distance = ((label[..., None, :].astype(np.int32) - colours) ** 2).sum(-1)  # [H, W, K]
-    nearest = distance.argmin(-1)
-    close = distance.min(-1) <= max_distance**2
-    return np.where(close[..., None], colours[nearest], label).astype(np.uint8)
-
-
-class Examples:
-    """Label maps from pix2pix pair files (the RIGHT half under direction BtoA), as canvas-sized PNGs."""
-
-    def __init__(self, folder: str, direction: str = "BtoA"):
-        """`folder` is a dataset root (its val/ split is used) or a folder of pair files itself."""
-        folder = os.path.normpath(folder)
-        root, split = (folder, "val") if os.path.isdir(os.path.join(folder, "val")) else os.path.split(folder)
-        self.files = list_images(root, split)
-        self.direction = direction
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    @functools.lru_cache(maxsize=64)
-    def png(self, index: int) -> bytes:
-        label, _ = load_pair(tf.constant(self.files[index]), self.direction)
-        label = tf.image.resize(label, (CANVAS_SIDE, CANVAS_SIDE), method="nearest")  # no blended class colours
-        return tf.io.encode_png(snap_to_palette(label.numpy())).numpy()
 
 
 class DemoServer(http.server.ThreadingHTTPServer):
@@ -317,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--port {args.port} is not a port: use 0..65535")
         if args.examples and not os.path.isdir(args.examples):
             raise UsageError(f"--examples {args.examples} is not a folder: pass a dataset folder holding val/")
-        examples = Examples(args.examples, args.direction) if args.examples else None
+        examples = Examples(args.examples, args.direction, CANVAS_SIDE) if args.examples else None
         translator = Translator(args.model)
         server = DemoServer((args.host, args.port), translator, examples)
     except UsageError as err:

@@ -16,6 +16,7 @@ import tensorflow as tf
 from pix2pix_tf import demo
 from pix2pix_tf.config import UsageError
 from pix2pix_tf.data import to_float, to_uint8
+from pix2pix_tf.labelmaps import Examples, snap_to_palette
 from pix2pix_tf.models import build_generator
 
 MODEL_SIZE = (32, 32)
@@ -59,7 +60,7 @@ def model_dir(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def server(model_dir, pair_dir):
-    srv = demo.DemoServer(("127.0.0.1", 0), demo.Translator(model_dir), demo.Examples(pair_dir))
+    srv = demo.DemoServer(("127.0.0.1", 0), demo.Translator(model_dir), Examples(pair_dir))
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     yield srv
@@ -147,14 +148,14 @@ def test_example_is_the_right_half_resized_and_snapped(server, pair_dir):
     assert (status, content_type) == (200, "image/png")
     pair = _decode(tf.io.read_file(os.path.join(pair_dir, "val", "00002.jpg")).numpy())  # [64, 128, 3]
     label = np.repeat(np.repeat(pair[:, 64:], 4, axis=0), 4, axis=1)  # the RIGHT half, nearest 64 -> 256
-    np.testing.assert_array_equal(_decode(body), demo.snap_to_palette(label))
+    np.testing.assert_array_equal(_decode(body), snap_to_palette(label))
     assert _request(server, "GET", "/api/examples/x.png")[0] == 404
 
 
 def test_snap_to_palette_exact_values():
     pixels = np.array([[[138, 59, 128], [1, 2, 3], [200, 100, 50]]], np.uint8)
     expected = np.array([[[128, 64, 128], [0, 0, 0], [200, 100, 50]]], np.uint8)  # road, void, far from all: kept
-    np.testing.assert_array_equal(demo.snap_to_palette(pixels), expected)
+    np.testing.assert_array_equal(snap_to_palette(pixels), expected)
 
 
 def test_image_dimensions_from_headers():
@@ -175,7 +176,7 @@ def test_model_dir_resolution_and_cli_errors(tmp_path, model_dir, capsys):
 
 
 def test_page_paints_translates_and_shows_the_result(server, tmp_path):
-    """Real headless chromium: pick road, paint a stroke, fill, undo, translate; the page shows the model's output."""
+    """Real headless chromium: pick road, paint, fill, undo, translate, download, live mode; the page shows the model's output."""
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium` (.ci/run does)")
     from playwright.sync_api import sync_playwright
@@ -184,8 +185,9 @@ def test_page_paints_translates_and_shows_the_result(server, tmp_path):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1120, "height": 720})
-            errors = []
+            errors, requests = [], []
             page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("request", lambda request: requests.append(request.url))
             page.goto(server.url)
             page.wait_for_selector("body[data-ready=true]")
             assert page.locator(".swatch").count() == 20
@@ -202,30 +204,46 @@ def test_page_paints_translates_and_shows_the_result(server, tmp_path):
                 page.mouse.move(box["x"] + 40 + 30 * step, box["y"] + 60 + 8 * step)
             page.mouse.up()
             painted = page.evaluate(_COUNT_COLOUR, [128, 64, 128])
+            assert painted > before + 2000  # a 16 px brush dragged ~200 canvas px
 
             page.check('input[name="tool"][value="fill"]')  # fill a region, then undo it
             page.mouse.click(box["x"] + 3, box["y"] + 3)
             assert page.evaluate(_COUNT_COLOUR, [128, 64, 128]) > painted
             page.click("#undo")
             assert page.evaluate(_COUNT_COLOUR, [128, 64, 128]) == painted
-            assert painted > before + 2000  # a 16 px brush dragged ~200 canvas px
 
             page.click("#translate")
             page.wait_for_function("() => document.getElementById('result').dataset.generation === '1'")
             shown = page.evaluate(_RESULT_PIXELS)
-            assert (shown["width"], shown["height"]) == (256, 256)
-            label_png = base64.b64decode(page.evaluate("document.getElementById('label').toDataURL('image/png')").split(",")[1])
+            label_png = _data_url_bytes(page.evaluate("document.getElementById('label').toDataURL('image/png')"))
+            with page.expect_download() as download:
+                page.click("#download-result")
+            downloaded = open(download.value.path(), "rb").read()
+
+            page.check('input[name="tool"][value="brush"]')  # live mode: a new dot re-translates by itself
+            page.check("#live")
+            page.wait_for_function("() => document.getElementById('result').dataset.generation === '2'")
+            page.mouse.click(box["x"] + 300, box["y"] + 40)
+            page.wait_for_function("() => document.getElementById('result').dataset.generation === '3'")
             page.screenshot(path=str(tmp_path / "demo.png"))
             if os.environ.get("PIX2PIX_DEMO_SCREENSHOT"):  # how docs/demo.png is made
                 page.screenshot(path=os.environ["PIX2PIX_DEMO_SCREENSHOT"])
         finally:
             browser.close()
     assert errors == []
-    result = _decode(base64.b64decode(shown["png"].split(",")[1]))
+    assert [url for url in requests if not url.startswith((server.url, "blob:", "data:"))] == []  # works offline
+    assert (shown["width"], shown["height"]) == (256, 256)
+    result = _decode(_data_url_bytes(shown["png"]))
     assert result.std() > 10  # not blank
-    # The page shows exactly what the model makes of the painted canvas.
-    np.testing.assert_array_equal(result, _decode(server.translator(label_png)))
+    # The page shows, and downloads, exactly what the model makes of the painted canvas.
+    expected = _decode(server.translator(label_png))
+    np.testing.assert_array_equal(result, expected)
+    np.testing.assert_array_equal(_decode(downloaded), expected)
     assert os.path.getsize(tmp_path / "demo.png") > 10_000
+
+
+def _data_url_bytes(url: str) -> bytes:
+    return base64.b64decode(url.split(",", 1)[1])
 
 
 _COUNT_COLOUR = """([r, g, b]) => {
