@@ -35,7 +35,11 @@ READ_TIMEOUT_S = 30  # a stalled client releases its thread after this long
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SIGNATURE = b"\xff\xd8\xff"
 
-STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+}
 # The page may load nothing from elsewhere: it must work offline, and a CDN would also see the user.
 CSP = "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; connect-src 'self'"
 
@@ -74,7 +78,9 @@ def check_image(data: bytes) -> None:
     """Raises RequestError unless `data` is a PNG/JPEG of 1..MAX_SIDE px a side."""
     height, width = image_dimensions(data)
     if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
-        raise RequestError(400, f"image is {width}x{height}: each side must be 1..{MAX_SIDE} px (the page sends 256x256)")
+        raise RequestError(
+            400, f"image is {width}x{height}: each side must be 1..{MAX_SIDE} px (the page sends 256x256)"
+        )
 
 
 def resolve_model_dir(path: str) -> str:
@@ -90,7 +96,9 @@ def resolve_model_dir(path: str) -> str:
         candidate = os.path.join(path, str(version))
         if os.path.isfile(os.path.join(candidate, "saved_model.pb")):
             return candidate
-    raise UsageError(f"--model {path} is not a SavedModel (no saved_model.pb) nor a folder of numbered versions: export one first")
+    raise UsageError(
+        f"--model {path} is not a SavedModel (no saved_model.pb) nor a folder of numbered versions: export one first"
+    )
 
 
 class Translator:
@@ -139,6 +147,8 @@ class DemoServer(http.server.ThreadingHTTPServer):
 
 
 class DemoHandler(http.server.BaseHTTPRequestHandler):
+    """GET /, /static/*, /api/info, /api/examples/N.png; POST /api/translate. Errors answer JSON {"error": ...}."""
+
     server: DemoServer
     timeout = READ_TIMEOUT_S
     server_version = "pix2pix-demo"
@@ -179,7 +189,9 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
     def _read_body(self) -> bytes:
         content_type = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if content_type not in ("image/png", "image/jpeg", "application/octet-stream"):
-            raise RequestError(415, f"Content-Type {content_type or 'none'} is not supported: send image/png or image/jpeg")
+            raise RequestError(
+                415, f"Content-Type {content_type or 'none'} is not supported: send image/png or image/jpeg"
+            )
         try:
             length = int(self.headers.get("Content-Length", ""))
         except ValueError:
@@ -203,11 +215,14 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
         self.close_connection = True
         if length > 8 * MAX_BYTES:
             return  # not worth draining: close and let the client cope
-        while length > 0:
-            chunk = self.rfile.read(min(length, 1 << 16))
-            if not chunk:
-                break
-            length -= len(chunk)
+        try:
+            while length > 0:
+                chunk = self.rfile.read(min(length, 1 << 16))
+                if not chunk:
+                    break
+                length -= len(chunk)
+        except TimeoutError:
+            pass  # the 413 still goes out
 
     def _info(self) -> dict:
         return {
@@ -225,7 +240,12 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
         index = name.removesuffix(".png")
         if not index.isdigit():
             raise RequestError(404, f"no such example: {name}")
-        return examples.png(int(index) % len(examples))
+        index = int(index) % len(examples)
+        try:
+            return examples.png(index)
+        except tf.errors.OpError:
+            log.exception("example %s", examples.files[index])
+            raise RequestError(500, f"example {index} cannot be read; see the server log") from None
 
     def _json(self, status: int, data: dict) -> None:
         self._send(status, json.dumps(data).encode(), "application/json")
@@ -245,11 +265,24 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="an exported SavedModel folder (or its parent holding numbered versions)")
-    parser.add_argument("--examples", default="", help="a pix2pix-layout dataset folder (its val/ is used) or a folder of pair images")
-    parser.add_argument("--direction", default="BtoA", choices=("AtoB", "BtoA"), help="which half of an example pair is the label map: BtoA = RIGHT (Cityscapes) (default: %(default)s)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
+    parser = argparse.ArgumentParser(
+        prog="pix2pix-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", required=True, help="an exported SavedModel folder (or its parent holding numbered versions)"
+    )
+    parser.add_argument(
+        "--examples", default="", help="a pix2pix-layout dataset folder (its val/ is used) or a folder of pair images"
+    )
+    parser.add_argument(
+        "--direction",
+        default="BtoA",
+        choices=("AtoB", "BtoA"),
+        help="which half of an example pair is the label map: BtoA = RIGHT (Cityscapes) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)"
+    )
     parser.add_argument("--port", type=int, default=8000, help="port; 0 picks a free one (default: %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

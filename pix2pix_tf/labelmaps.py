@@ -59,12 +59,12 @@ class Examples:
         self.files = list_images(root, split)
         self.direction = direction
         self.side = side
+        self.png = functools.lru_cache(maxsize=64)(self._png)  # per instance: the cache dies with it
 
     def __len__(self) -> int:
         return len(self.files)
 
-    @functools.lru_cache(maxsize=64)
-    def png(self, index: int) -> bytes:
+    def _png(self, index: int) -> bytes:
         """Example `index` as PNG bytes: the label half, resized (nearest) and snapped to the palette."""
         label, _ = load_pair(tf.constant(self.files[index]), self.direction)
         label = tf.image.resize(label, (self.side, self.side), method="nearest")  # no blended class colours

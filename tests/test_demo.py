@@ -6,6 +6,7 @@ import base64
 import http.client
 import json
 import os
+import pathlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -176,7 +177,7 @@ def test_model_dir_resolution_and_cli_errors(tmp_path, model_dir, capsys):
 
 
 def test_page_paints_translates_and_shows_the_result(server, tmp_path):
-    """Real headless chromium: pick road, paint, fill, undo, translate, download, live mode; the page shows the model's output."""
+    """Headless chromium: pick road, paint, fill, undo, translate, download, live mode; shows the model's output."""
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium` (.ci/run does)")
     from playwright.sync_api import sync_playwright
@@ -218,7 +219,7 @@ def test_page_paints_translates_and_shows_the_result(server, tmp_path):
             label_png = _data_url_bytes(page.evaluate("document.getElementById('label').toDataURL('image/png')"))
             with page.expect_download() as download:
                 page.click("#download-result")
-            downloaded = open(download.value.path(), "rb").read()
+            downloaded = pathlib.Path(download.value.path()).read_bytes()
 
             page.check('input[name="tool"][value="brush"]')  # live mode: a new dot re-translates by itself
             page.check("#live")
