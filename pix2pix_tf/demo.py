@@ -124,8 +124,8 @@ class Translator:
         with self._lock:
             try:
                 return self._fn(image_bytes=tf.constant([image]))["image_bytes"].numpy()[0]
-            except tf.errors.InvalidArgumentError as err:
-                raise ValueError(f"the image could not be decoded ({err.message.splitlines()[0]})") from None
+            except tf.errors.InvalidArgumentError:
+                raise ValueError("the image could not be decoded") from None
 
 
 class DemoServer(http.server.ThreadingHTTPServer):
