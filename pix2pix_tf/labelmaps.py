@@ -1,4 +1,4 @@
-"""Cityscapes label maps for the demo: the class palette, snapping JPEG noise onto it, example maps from pair files."""
+"""Label maps for the demo: the page's class palette, snapping JPEG noise away, example maps from pair files."""
 
 from __future__ import annotations
 
@@ -9,44 +9,22 @@ import numpy as np
 import tensorflow as tf
 
 from .data import list_images, load_pair
+from .palette import CLASSES, VOID_COLOURS
 
-# The 19 Cityscapes evaluation classes with their official colours (cityscapesScripts labels.py),
-# then "void", the black of unlabelled pixels, used as the eraser.
-PALETTE = (
-    ("road", (128, 64, 128)),
-    ("sidewalk", (244, 35, 232)),
-    ("building", (70, 70, 70)),
-    ("wall", (102, 102, 156)),
-    ("fence", (190, 153, 153)),
-    ("pole", (153, 153, 153)),
-    ("traffic light", (250, 170, 30)),
-    ("traffic sign", (220, 220, 0)),
-    ("vegetation", (107, 142, 35)),
-    ("terrain", (152, 251, 152)),
-    ("sky", (70, 130, 180)),
-    ("person", (220, 20, 60)),
-    ("rider", (255, 0, 0)),
-    ("car", (0, 0, 142)),
-    ("truck", (0, 0, 70)),
-    ("bus", (0, 60, 100)),
-    ("train", (0, 80, 100)),
-    ("motorcycle", (0, 0, 230)),
-    ("bicycle", (119, 11, 32)),
-    ("void", (0, 0, 0)),
-)
+# The 19 Cityscapes evaluation classes in their official colours, then black (unlabelled) as the eraser.
+PALETTE = (*CLASSES, ("void", (0, 0, 0)))
+# Every colour a Cityscapes label map holds: the scored classes' and the unscored labels' (ground, parking, ...).
+_LABEL_COLOURS = np.array([colour for _, colour in CLASSES] + list(VOID_COLOURS), np.int32)  # [29, 3]
 
 
-def snap_to_palette(label: np.ndarray, max_distance: float = 60.0) -> np.ndarray:
-    """Replaces colours within `max_distance` (RGB) of a palette colour by that colour.
+def snap_to_palette(label: np.ndarray) -> np.ndarray:
+    """Replaces every pixel by the nearest Cityscapes label colour.
 
-    The Cityscapes pairs are JPEGs, so their label maps carry compression noise; snapped, the
-    page's exact-colour fill works on them. Colours of classes outside the palette stay as they are.
+    The Cityscapes pairs are JPEGs, so their label maps carry compression noise; snapped, the page's
+    exact-colour fill works on them. Unscored labels keep their own colours (not black), as in training.
     """
-    colours = np.array([rgb for _, rgb in PALETTE], np.int32)  # [K, 3]
-    distance = ((label[..., None, :].astype(np.int32) - colours) ** 2).sum(-1)  # [H, W, K]
-    nearest = distance.argmin(-1)
-    close = distance.min(-1) <= max_distance**2
-    return np.where(close[..., None], colours[nearest], label).astype(np.uint8)
+    distance = ((label[..., None, :].astype(np.int32) - _LABEL_COLOURS) ** 2).sum(-1)  # [H, W, 29]
+    return _LABEL_COLOURS[distance.argmin(-1)].astype(np.uint8)  # [H, W, 3]
 
 
 class Examples:

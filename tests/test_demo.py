@@ -154,8 +154,9 @@ def test_example_is_the_right_half_resized_and_snapped(server, pair_dir):
 
 
 def test_snap_to_palette_exact_values():
-    pixels = np.array([[[138, 59, 128], [1, 2, 3], [200, 100, 50]]], np.uint8)
-    expected = np.array([[[128, 64, 128], [0, 0, 0], [200, 100, 50]]], np.uint8)  # road, void, far from all: kept
+    pixels = np.array([[[138, 59, 128], [1, 2, 3], [83, 2, 79], [148, 118, 95]]], np.uint8)
+    # road, void black, and two unscored labels (ground, guard rail) that keep their own colours
+    expected = np.array([[[128, 64, 128], [0, 0, 0], [81, 0, 81], [150, 120, 90]]], np.uint8)
     np.testing.assert_array_equal(snap_to_palette(pixels), expected)
 
 
