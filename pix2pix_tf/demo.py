@@ -26,8 +26,9 @@ import tensorflow as tf
 
 from .config import UsageError
 from .labelmaps import PALETTE, Examples
+from .predict import latest_version_dir
+from .serving import SIGNATURE
 
-SIGNATURE = "translate_encoded"
 MAX_BYTES = 2 * 1024 * 1024  # request body limit
 MAX_SIDE = 1024  # decoded-size limit, checked from the header before decoding (a small PNG can inflate to GBs)
 CANVAS_SIDE = 256  # the page's canvas; examples are resized to it
@@ -83,29 +84,11 @@ def check_image(data: bytes) -> None:
         )
 
 
-def resolve_model_dir(path: str) -> str:
-    """`path` itself if it is a SavedModel, else its highest numbered version subfolder (TF Serving layout).
-
-    Raises:
-        UsageError: no SavedModel there.
-    """
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        return path
-    versions = sorted((int(n) for n in os.listdir(path) if n.isdigit()), reverse=True) if os.path.isdir(path) else []
-    for version in versions:
-        candidate = os.path.join(path, str(version))
-        if os.path.isfile(os.path.join(candidate, "saved_model.pb")):
-            return candidate
-    raise UsageError(
-        f"--model {path} is not a SavedModel (no saved_model.pb) nor a folder of numbered versions: export one first"
-    )
-
-
 class Translator:
     """Runs the SavedModel's encoded-image signature, one request at a time."""
 
     def __init__(self, model_dir: str):
-        self.model_dir = resolve_model_dir(model_dir)
+        self.model_dir = latest_version_dir(model_dir)
         self._module = tf.saved_model.load(self.model_dir)  # the signature needs its variables kept alive
         if SIGNATURE not in self._module.signatures:
             found = ", ".join(self._module.signatures) or "none"

@@ -15,10 +15,10 @@ import pytest
 import tensorflow as tf
 
 from pix2pix_tf import demo
-from pix2pix_tf.config import UsageError
-from pix2pix_tf.data import to_float, to_uint8
+from pix2pix_tf.export import export_saved_model
 from pix2pix_tf.labelmaps import Examples, snap_to_palette
 from pix2pix_tf.models import build_generator
+from pix2pix_tf.serving import SIGNATURE
 
 MODEL_SIZE = (32, 32)
 CHROMIUM = os.environ.get("PIX2PIX_CHROMIUM", "/usr/bin/chromium")
@@ -28,35 +28,15 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 
 
-class _EncodedTranslator(tf.Module):
-    """Stand-in for the exporter: the `translate_encoded` contract around a real (tiny) generator."""
-
-    def __init__(self, generator):
-        super().__init__()
-        self.generator = generator
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
-    def translate_encoded(self, image_bytes):
-        def one(data):
-            image = tf.io.decode_image(data, channels=3, expand_animations=False)
-            x = tf.image.resize(to_float(image), MODEL_SIZE)[None]  # [1, 32, 32, 3]
-            y = self.generator(x, training=False)[0]
-            return tf.io.encode_png(to_uint8(tf.image.resize(y, tf.shape(image)[:2])))
-
-        return {"image_bytes": tf.map_fn(one, image_bytes, fn_output_signature=tf.string)}
-
-
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> str:
+    """A real export (TF Serving layout) of a tiny generator: EXPORT_BASE/pix2pix/1."""
     generator = build_generator(MODEL_SIZE, filters=4, depth=5)
     # An untrained net outputs ~0 everywhere (a flat grey); scaling its last layer spreads the output
     # over the colour range, so "the result is not blank" is something a broken page could fail.
     kernel = generator.get_layer("output_deconv").kernel
     kernel.assign(kernel * 300.0)
-    path = str(tmp_path_factory.mktemp("export") / "1")
-    module = _EncodedTranslator(generator)
-    tf.saved_model.save(module, path, signatures={demo.SIGNATURE: module.translate_encoded})
-    return path
+    return export_saved_model(generator, str(tmp_path_factory.mktemp("exports")))
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +74,7 @@ def test_translate_returns_the_models_png_of_the_same_size(server, model_dir):
     status, content_type, body = _request(server, "POST", "/api/translate", image)
     assert (status, content_type) == (200, "image/png")
     assert _decode(body).shape == (24, 40, 3)
-    direct = tf.saved_model.load(model_dir).signatures[demo.SIGNATURE](image_bytes=tf.constant([image]))
+    direct = tf.saved_model.load(model_dir).signatures[SIGNATURE](image_bytes=tf.constant([image]))
     np.testing.assert_array_equal(_decode(body), _decode(direct["image_bytes"].numpy()[0]))
     jpeg = tf.io.encode_jpeg(_decode(image)).numpy()
     status, _, body = _request(server, "POST", "/api/translate", jpeg, "image/jpeg")
@@ -165,13 +145,12 @@ def test_image_dimensions_from_headers():
     assert demo.image_dimensions(tf.io.encode_jpeg(np.zeros((9, 21, 3), np.uint8)).numpy()) == (9, 21)
 
 
-def test_model_dir_resolution_and_cli_errors(tmp_path, model_dir, capsys):
-    for version in ("1", "3", "10"):
-        (tmp_path / version).mkdir()
-    (tmp_path / "3" / "saved_model.pb").write_bytes(b"")
-    assert demo.resolve_model_dir(str(tmp_path)) == str(tmp_path / "3")  # 10 is incomplete, so skipped
-    with pytest.raises(UsageError, match="not a SavedModel"):
-        demo.resolve_model_dir(str(tmp_path / "1"))
+def test_model_folder_resolution_and_cli_errors(tmp_path, model_dir, capsys):
+    # The model name folder of an export resolves to its highest version.
+    assert demo.Translator(os.path.dirname(model_dir)).model_dir == model_dir
+    with pytest.raises(SystemExit) as exit_info:
+        demo.main(["--model", str(tmp_path)])
+    assert exit_info.value.code == 2 and "no SavedModel" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         demo.main(["--model", model_dir, "--examples", str(tmp_path / "missing")])
     assert exit_info.value.code == 2 and "--examples" in capsys.readouterr().err
