@@ -25,6 +25,7 @@ CHROMIUM = os.environ.get("PIX2PIX_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage",  # containers often give /dev/shm 64 MB, too little for chromium
 ]  # fmt: skip
 
 
