@@ -93,6 +93,11 @@ class TrainConfig:
         "tpu finds the TPU by TPUClusterResolver ($TPU_NAME or the local/Colab TPU)",
         ("auto", "default", "mirrored", "multi-worker", "tpu"),
     )
+    # speed (see README "Speed"; benchmarks/train_throughput.py measures them)
+    precision: str = _field("auto", "compute precision; auto = bf16 on CPUs with AVX512-BF16/AMX and on Ampere+ GPUs, fp16 (loss-scaled) on older GPUs, else fp32", ("auto", "fp32", "bf16", "fp16"))
+    jit_compile: str = _field("auto", "XLA-compile the train step; auto = on with a GPU, off on CPU (slower there)", ("auto", "on", "off"))
+    steps_per_execution: int = _field(1, "train steps per compiled call (cuts Python overhead when steps are short, e.g. on GPU)")
+    cache: str = _field("memory", "decoded train pairs: 'memory', 'none', or a folder for an on-disk cache reused across runs")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", parse_image_size(self.image_size))
@@ -111,11 +116,13 @@ class TrainConfig:
         for name in ("epochs", "steps_per_epoch", "val_steps", "generator_depth", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise UsageError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
-        for name in ("batch_size", "generator_filters", "discriminator_filters", "keep_checkpoints", "synthetic_pairs"):
+        for name in ("batch_size", "generator_filters", "discriminator_filters", "keep_checkpoints", "synthetic_pairs", "steps_per_execution"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{_flag(name)} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0 or not 0 <= self.beta1 < 1 or self.lambda_l1 < 0:
             raise UsageError("need --lr > 0, 0 <= --beta1 < 1 and --lambda-l1 >= 0")
+        if not self.cache:
+            raise UsageError("--cache is empty: use 'memory', 'none', or a folder for an on-disk cache")
         if self.num_samples < 0:
             raise UsageError(f"--num-samples must be >= 0, got {self.num_samples}")
         height, width = self.image_size

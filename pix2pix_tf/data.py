@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import tensorflow as tf
@@ -118,20 +119,66 @@ def _options(deterministic: bool) -> tf.data.Options:
     return options
 
 
+def _sources(files: list | tf.data.Dataset) -> tf.data.Dataset:
+    """What list_images returns (or a TFDS split) as a dataset of load_pair elements."""
+    return files if isinstance(files, tf.data.Dataset) else tf.data.Dataset.from_tensor_slices(files)
+
+
+def cache_file(cache_dir: str, files: list | tf.data.Dataset, direction: str, name: str = "") -> str:
+    """The on-disk cache prefix for these files: named by a fingerprint of the list, sizes, times and direction.
+
+    A changed file, list or direction gives a new name, so a stale cache is never read. A TFDS
+    split (a dataset, not files) is fingerprinted by `name` and its length.
+
+    Raises:
+        UsageError: the folder cannot be created.
+    """
+    digest = hashlib.sha1(f"{direction}|{name}|{len(files)}\n".encode())
+    paths = [] if isinstance(files, tf.data.Dataset) else [p for pair in files for p in ([pair] if isinstance(pair, str) else pair)]
+    for path in paths:
+        stat = os.stat(path)
+        digest.update(f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"--cache {cache_dir}: cannot create the cache folder ({err.strerror}); pass a writable folder, 'memory' or 'none'") from err
+    prefix = os.path.join(cache_dir, f"train-{digest.hexdigest()[:16]}")
+    if not os.path.exists(prefix + ".index"):
+        # A run killed while filling the cache leaves a lockfile that would make tf.data refuse it forever.
+        for name in os.listdir(cache_dir):
+            if name.startswith(os.path.basename(prefix) + "."):
+                os.remove(os.path.join(cache_dir, name))
+    return prefix
+
+
+def decoded_pairs(files: list | tf.data.Dataset, config: TrainConfig) -> tf.data.Dataset:
+    """(input, target) uint8 pairs in file order, decoded once and cached as `config.cache` says."""
+    # Ordered (parallel) decoding: the cache must hold the files in list order for seeded shuffles to match.
+    ds = _sources(files).map(lambda path: load_pair(path, config.direction), num_parallel_calls=AUTOTUNE, deterministic=True)
+    if config.cache == "memory":
+        return ds.cache()
+    return ds.cache(cache_file(config.cache, files, config.direction, config.dataset))
+
+
 def make_train_dataset(files: list | tf.data.Dataset, config: TrainConfig, start_step: int = 0) -> tf.data.Dataset:
     """Infinite shuffled, jittered, batched (input, target) stream.
 
     The stream is a pure function of `config.seed`: reshuffled every pass, with per-element
     augmentation seeds drawn from a seeded random dataset. `start_step` skips the batches an
-    interrupted run already consumed (before decoding, so it is cheap), so a resumed run sees
-    the same data it would have seen uninterrupted.
+    interrupted run already consumed (before augmentation, so it is cheap), so a resumed run sees
+    the same data it would have seen uninterrupted. Unless `config.cache` is "none", files are
+    decoded once (the first batch waits for that pass) and later passes read the cache.
     """
-    paths = files if isinstance(files, tf.data.Dataset) else tf.data.Dataset.from_tensor_slices(files)
-    paths = paths.shuffle(len(files), seed=config.seed, reshuffle_each_iteration=True).repeat()
+    if config.cache == "none":
+        sources, load = _sources(files), lambda path: load_pair(path, config.direction)
+    else:
+        # The shuffle below permutes by seed and count alone, so cached pairs come in the same order as paths would.
+        sources, load = decoded_pairs(files, config), lambda pair: pair
+    sources = sources.shuffle(len(files), seed=config.seed, reshuffle_each_iteration=True).repeat()
     seeds = tf.data.Dataset.random(seed=config.seed).batch(2)
-    ds = tf.data.Dataset.zip(paths, seeds).skip(start_step * config.batch_size)
+    ds = tf.data.Dataset.zip(sources, seeds).skip(start_step * config.batch_size)
     ds = ds.map(
-        lambda path, seed: random_jitter(*load_pair(path, config.direction), config.image_size, seed),
+        lambda source, seed: random_jitter(*load(source), config.image_size, seed),
         num_parallel_calls=AUTOTUNE,
         deterministic=config.deterministic,
     )
@@ -145,8 +192,7 @@ def make_eval_dataset(files: list | tf.data.Dataset, config: TrainConfig, batch_
 
     `files` is what list_images returns, or a finite dataset of load_pair elements (the TFDS source).
     """
-    ds = files if isinstance(files, tf.data.Dataset) else tf.data.Dataset.from_tensor_slices(files)
-    ds = ds.map(
+    ds = _sources(files).map(
         lambda path: resize_pair(*load_pair(path, config.direction), config.image_size),
         num_parallel_calls=AUTOTUNE,
     )

@@ -71,8 +71,10 @@ class Pix2Pix(keras.Model):
             losses = self._compute_losses(x, y, training=True)
             # fit() runs this step once per replica and the optimizers SUM the replicas' gradients, so
             # each replica takes its share of the GLOBAL batch mean: sum(local losses) / global batch.
-            g_loss = tf.nn.compute_average_loss(losses["g_total"])
-            d_loss = tf.nn.compute_average_loss(losses["d_total"])
+            # scale_loss is the identity except under fp16, where a LossScaleOptimizer scales here and
+            # unscales in apply().
+            g_loss = self.g_optimizer.scale_loss(tf.nn.compute_average_loss(losses["g_total"]))
+            d_loss = self.d_optimizer.scale_loss(tf.nn.compute_average_loss(losses["d_total"]))
         self.g_optimizer.apply(g_tape.gradient(g_loss, g_vars), g_vars)
         self.d_optimizer.apply(d_tape.gradient(d_loss, d_vars), d_vars)
         return _for_fit(self._update_trackers(losses))
@@ -94,5 +96,7 @@ def _for_fit(logs: dict) -> dict:
     return logs
 
 
-def make_optimizer(lr: float, beta1: float) -> keras.optimizers.Adam:
-    return keras.optimizers.Adam(learning_rate=lr, beta_1=beta1, beta_2=0.999)
+def make_optimizer(lr: float, beta1: float, precision: str = "fp32") -> keras.optimizers.Optimizer:
+    """The paper's Adam; under fp16 wrapped in dynamic loss scaling, so small gradients do not flush to zero."""
+    optimizer = FusedAdam(learning_rate=lr, beta_1=beta1, beta_2=0.999)
+    return keras.optimizers.LossScaleOptimizer(optimizer) if precision == "fp16" else optimizer

@@ -19,6 +19,7 @@ from .data import list_images, make_eval_dataset, make_train_dataset, steps_per_
 from .datacheck import check_split
 from .gan import Pix2Pix, make_optimizer
 from .models import build_discriminator, build_generator
+from .speed import dtype_policy, gpu_compute_capability, resolve_jit_compile, resolve_precision, unwrap_optimizer
 from .synthetic import write_synthetic_dataset
 
 logger = logging.getLogger("pix2pix_tf")
@@ -50,13 +51,22 @@ def setup_logging(log_file: str) -> None:
 
 
 def build_pix2pix(config: TrainConfig) -> Pix2Pix:
-    """G, D and their optimizers as the config says, compiled and ready for fit()."""
-    generator = build_generator(
-        config.image_size, filters=config.generator_filters, depth=config.resolved_generator_depth, norm=config.norm
+    """G, D and their optimizers as the config says, compiled (precision, XLA, steps per call) for fit()."""
+    precision = resolve_precision(config.precision, gpu_compute_capability())
+    jit_compile = resolve_jit_compile(config.jit_compile, gpu_compute_capability() is not None, config.deterministic)
+    with dtype_policy(precision):
+        generator = build_generator(
+            config.image_size, filters=config.generator_filters, depth=config.resolved_generator_depth, norm=config.norm
+        )
+        discriminator = build_discriminator(config.image_size, filters=config.discriminator_filters, norm=config.norm)
+        model = Pix2Pix(generator, discriminator, lambda_l1=config.lambda_l1)
+    model.compile(
+        make_optimizer(config.lr, config.beta1, precision),
+        make_optimizer(config.lr, config.beta1, precision),
+        jit_compile=jit_compile,
+        steps_per_execution=config.steps_per_execution,
     )
-    discriminator = build_discriminator(config.image_size, filters=config.discriminator_filters, norm=config.norm)
-    model = Pix2Pix(generator, discriminator, lambda_l1=config.lambda_l1)
-    model.compile(make_optimizer(config.lr, config.beta1), make_optimizer(config.lr, config.beta1))
+    logger.info("train step: precision %s, XLA %s, %d step(s) per call", precision, "on" if jit_compile else "off", config.steps_per_execution)
     return model
 
 
@@ -65,8 +75,8 @@ def make_checkpoint(model: Pix2Pix) -> tf.train.Checkpoint:
     return tf.train.Checkpoint(
         generator=model.generator,
         discriminator=model.discriminator,
-        g_optimizer=model.g_optimizer,
-        d_optimizer=model.d_optimizer,
+        g_optimizer=unwrap_optimizer(model.g_optimizer),
+        d_optimizer=unwrap_optimizer(model.d_optimizer),
         epoch=tf.Variable(0, dtype=tf.int64, name="epoch"),  # completed epochs
         step=tf.Variable(0, dtype=tf.int64, name="step"),  # train steps run (batches consumed)
         epoch_step=tf.Variable(0, dtype=tf.int64, name="epoch_step"),  # steps done in the epoch after them

@@ -1,0 +1,106 @@
+"""The fast path: auto settings, mixed-precision steps, several steps per call, and the decoded-pair cache."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pix2pix_tf.config import TrainConfig, UsageError
+from pix2pix_tf.data import cache_file, list_images, make_eval_dataset, make_train_dataset
+from pix2pix_tf.speed import dtype_policy, resolve_jit_compile, resolve_precision
+from pix2pix_tf.training import build_pix2pix
+
+
+def test_auto_settings_follow_the_hardware():
+    assert resolve_precision("auto", gpu=None, flags={"avx2", "avx512_bf16"}) == "bf16"
+    assert resolve_precision("auto", gpu=None, flags={"avx2", "amx_bf16"}) == "bf16"
+    assert resolve_precision("auto", gpu=None, flags={"avx2", "avx512f"}) == "fp32"
+    assert resolve_precision("auto", gpu=(9, 0)) == "bf16"  # H100
+    assert resolve_precision("auto", gpu=(7, 5)) == "fp16"  # T4
+    assert resolve_precision("auto", gpu=(6, 1)) == "fp32"
+    assert resolve_precision("fp32", gpu=(9, 0)) == "fp32"
+    assert resolve_jit_compile("auto", on_gpu=True) is True
+    assert resolve_jit_compile("auto", on_gpu=False) is False
+    assert resolve_jit_compile("auto", on_gpu=True, deterministic=True) is False
+    assert resolve_jit_compile("on", on_gpu=False) is True
+
+
+def test_dtype_policy_is_scoped():
+    before = keras.mixed_precision.global_policy().name
+    with dtype_policy("bf16"):
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == before
+
+
+def _tiny(pair_dir, **kwargs) -> TrainConfig:
+    return TrainConfig(data_dir=pair_dir, image_size=32, batch_size=4, generator_filters=8, discriminator_filters=8, seed=1, **kwargs)
+
+
+def _batch(pair_dir, config):
+    return next(iter(make_eval_dataset(list_images(pair_dir, "train"), config, batch_size=4)))
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_step_runs_several_steps_per_call(pair_dir, precision):
+    config = _tiny(pair_dir, precision=precision, steps_per_execution=2)
+    model = build_pix2pix(config)
+    assert keras.mixed_precision.global_policy().name == "float32"  # nothing leaks to later models
+    compute = {"bf16": "bfloat16", "fp16": "float16"}[precision]
+    assert model.generator.get_layer("down2_conv").compute_dtype == compute
+    assert model.generator.get_layer("down2_conv").kernel.dtype == "float32"  # master weights stay float32
+    assert isinstance(model.g_optimizer, keras.optimizers.LossScaleOptimizer) == (precision == "fp16")
+    x, y = _batch(pair_dir, config)
+    history = model.fit(tf.data.Dataset.from_tensors((x, y)).repeat(), epochs=1, steps_per_epoch=4, shuffle=False, verbose=0)
+    # 4 steps in 2 calls of 2 steps each.
+    assert int(model.d_optimizer.iterations) == 4 and model.train_function is not None
+    assert all(np.isfinite(values[-1]) for values in history.history.values())
+    assert model.generator(x, training=False).dtype == tf.float32  # the tanh runs in float32
+    assert model.discriminator([x, y], training=False).dtype == tf.float32
+
+
+def test_bf16_trains_to_where_fp32_does(pair_dir):
+    """Same fixed tiny overfitting run in both precisions: the final L1 agrees within 10%."""
+    final_l1 = {}
+    for precision in ("fp32", "bf16"):
+        config = _tiny(pair_dir, precision=precision)
+        keras.utils.set_random_seed(1)
+        model = build_pix2pix(config)
+        x, y = _batch(pair_dir, config)
+        model.fit(tf.data.Dataset.from_tensors((x, y)).repeat(60), epochs=1, shuffle=False, verbose=0)
+        final_l1[precision] = float(tf.reduce_mean(tf.abs(model.generator(x, training=False) - y)))
+    assert abs(final_l1["bf16"] - final_l1["fp32"]) <= 0.1 * final_l1["fp32"], final_l1
+
+
+def _batches(files, config, count, start_step=0):
+    return [(x.numpy(), y.numpy()) for x, y in make_train_dataset(files, config, start_step).take(count)]
+
+
+def test_cached_pairs_give_the_same_batches(pair_dir, tmp_path):
+    files = list_images(pair_dir, "train")  # 12 files: 7 batches of 4 cross two reshuffles
+    reference = _batches(files, _tiny(pair_dir, cache="none", deterministic=True), 7)
+    cache_dir = str(tmp_path / "cache")
+    for cache in ("memory", cache_dir, cache_dir):  # the folder twice: written, then read back
+        batches = _batches(files, _tiny(pair_dir, cache=cache, deterministic=True), 7)
+        for (x, y), (x_ref, y_ref) in zip(batches, reference, strict=True):
+            np.testing.assert_array_equal(x, x_ref)
+            np.testing.assert_array_equal(y, y_ref)
+    prefix = cache_file(cache_dir, files, "BtoA")
+    assert os.path.exists(prefix + ".index")
+    # Resuming skips into the cached stream exactly as into the uncached one.
+    resumed = _batches(files, _tiny(pair_dir, cache=cache_dir, deterministic=True), 2, start_step=5)
+    np.testing.assert_array_equal(resumed[0][0], reference[5][0])
+    # Another direction is another cache; a lockfile left by a killed run is cleared.
+    other = cache_file(cache_dir, files, "AtoB")
+    assert other != prefix
+    open(other + ".lockfile", "w").close()
+    cache_file(cache_dir, files, "AtoB")
+    assert not os.path.exists(other + ".lockfile")
+
+
+def test_cache_folder_that_cannot_be_made_is_a_usage_error(pair_dir, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(UsageError, match="cannot create the cache folder"):
+        cache_file(str(blocker / "cache"), list_images(pair_dir, "train"), "BtoA")
