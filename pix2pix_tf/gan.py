@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from .losses import METRIC_NAMES, discriminator_loss, generator_loss
 from .metrics import IMAGE_METRIC_NAMES, image_metrics
+from .speed import FusedAdam
 
 
 class Pix2Pix(keras.Model):

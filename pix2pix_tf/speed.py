@@ -81,3 +81,39 @@ def dtype_policy(precision: str):
 def unwrap_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
     """The Adam inside a LossScaleOptimizer (checkpoints save it, so runs resume across precisions)."""
     return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+@keras.saving.register_keras_serializable(package="pix2pix_tf")
+class FusedAdam(keras.optimizers.Adam):
+    """Adam whose per-variable update is one fused kernel (`ResourceApplyAdam`) instead of ~10 elementwise ops.
+
+    Same update rule as Keras' Adam (epsilon added to sqrt(v), bias correction folded into the step
+    size), same slot variables, so checkpoints are interchangeable. At batch 1 the 57M-parameter
+    update is about half of a CPU train step, and each elementwise op is a full pass over memory.
+    Falls back to Keras' update under a distribution strategy (its variables are not plain handles)
+    and for AMSGrad, which the kernel does not implement.
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.amsgrad or tf.distribute.has_strategy() or keras.backend.backend() != "tensorflow":
+            return super().update_step(gradient, variable, learning_rate)
+        index = self._get_variable_index(variable)
+        dtype = variable.dtype
+        step = tf.cast(self.iterations + 1, dtype)
+        tf.raw_ops.ResourceApplyAdam(
+            var=_handle(variable),
+            m=_handle(self._momentums[index]),
+            v=_handle(self._velocities[index]),
+            beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step),
+            beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
+            lr=tf.cast(learning_rate, dtype),
+            beta1=tf.cast(self.beta_1, dtype),
+            beta2=tf.cast(self.beta_2, dtype),
+            epsilon=tf.cast(self.epsilon, dtype),
+            grad=tf.cast(gradient, dtype),
+        )
+
+
+def _handle(variable) -> tf.Tensor:
+    """The resource handle of a Keras or tf.Variable."""
+    return (variable.value if isinstance(variable, keras.Variable) else variable).handle
