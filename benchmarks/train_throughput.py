@@ -146,7 +146,7 @@ def machine() -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--batch-sizes", type=int, nargs="*", default=[1, 16], help="none given: the input pipeline only")
     parser.add_argument("--image-size", type=int, default=256)
     parser.add_argument("--variants", nargs="+", default=["auto"], help="settings of our step: PRECISION[:JIT[:SPE]]")
     parser.add_argument("--repeats", type=int, default=3)
@@ -161,8 +161,9 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(result["machine"]), "load", result["load_before"], flush=True)
     if args.data_dir:
         result["pipeline"] = time_pipeline(args, image_size)
-    print("| batch | step | img/s (median) | ours/reference | GPU peak GiB |\n|---|---|---|---|---|", flush=True)
-    result["steps"] = time_steps(args, image_size)
+    if args.batch_sizes:
+        print("| batch | step | img/s (median) | ours/reference | GPU peak GiB |\n|---|---|---|---|---|", flush=True)
+        result["steps"] = time_steps(args, image_size)
     result["load_after"] = os.getloadavg()
     print("load after", result["load_after"])
     if args.json:

@@ -37,29 +37,35 @@ def gpu_compute_capability() -> tuple[int, int] | None:
     return tuple(capability) if capability else (0, 0)
 
 
-def resolve_precision(precision: str, gpu: tuple[int, int] | None = None, flags: set[str] | None = None) -> str:
-    """`auto` -> bf16 on Ampere+ GPUs and on CPUs with AVX512-BF16/AMX, fp16 on Volta/Turing, else fp32.
+def resolve_precision(
+    precision: str, gpu: tuple[int, int] | None = None, flags: set[str] | None = None, tpu: bool = False
+) -> str:
+    """`auto` -> bf16 on TPUs, Ampere+ GPUs and CPUs with AVX512-BF16/AMX, fp16 on Volta/Turing, else fp32.
 
     Args:
         precision: "auto", "fp32", "bf16" or "fp16".
         gpu: the GPU's compute capability (None for CPU-only), as `gpu_compute_capability()` returns.
         flags: CPU feature flags, as `cpu_flags()` returns.
+        tpu: training runs under a TPUStrategy.
     """
     if precision != "auto":
         return precision
+    if tpu:
+        return "bf16"
     if gpu is not None:
         # bf16 needs compute capability 8.0 (A100/H100); fp16 tensor cores arrived with 7.0 (V100).
         return "bf16" if gpu >= (8, 0) else "fp16" if gpu >= (7, 0) else "fp32"
     return "bf16" if set(BF16_CPU_FLAGS) & (cpu_flags() if flags is None else flags) else "fp32"
 
 
-def resolve_jit_compile(jit_compile: str, on_gpu: bool, deterministic: bool = False) -> bool:
-    """`auto` -> XLA on GPU only: on CPU the XLA-compiled step measured slower than the graph one.
+def resolve_jit_compile(jit_compile: str, on_gpu: bool, deterministic: bool = False, distributed: bool = False) -> bool:
+    """`auto` -> XLA on one GPU only: on CPU the XLA-compiled step measured slower than the graph one.
 
-    Deterministic runs stay off XLA, whose op set has fewer deterministic kernels (Keras makes the same call).
+    Deterministic runs stay off XLA, whose op set has fewer deterministic kernels, and so do runs
+    under a tf.distribute strategy (Keras' own "auto" makes both calls; TPUs compile regardless).
     """
     if jit_compile == "auto":
-        return on_gpu and not deterministic
+        return on_gpu and not deterministic and not distributed
     return jit_compile == "on"
 
 

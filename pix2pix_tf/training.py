@@ -52,8 +52,11 @@ def setup_logging(log_file: str) -> None:
 
 def build_pix2pix(config: TrainConfig) -> Pix2Pix:
     """G, D and their optimizers as the config says, compiled (precision, XLA, steps per call) for fit()."""
-    precision = resolve_precision(config.precision, gpu_compute_capability())
-    jit_compile = resolve_jit_compile(config.jit_compile, gpu_compute_capability() is not None, config.deterministic)
+    strategy = tf.distribute.get_strategy()  # build_pix2pix runs inside the run's strategy scope
+    precision = resolve_precision(config.precision, gpu_compute_capability(), tpu=isinstance(strategy, tf.distribute.TPUStrategy))
+    jit_compile = resolve_jit_compile(
+        config.jit_compile, gpu_compute_capability() is not None, config.deterministic, tf.distribute.has_strategy()
+    )
     with dtype_policy(precision):
         generator = build_generator(
             config.image_size, filters=config.generator_filters, depth=config.resolved_generator_depth, norm=config.norm
