@@ -92,7 +92,9 @@ def main(pair_dir: str, report_path: str) -> None:
     from pix2pix_tf.config import TrainConfig
     from pix2pix_tf.data import list_images
 
-    common = dict(data_dir=pair_dir, image_size=32, batch_size=4, generator_filters=4, discriminator_filters=4, seed=SEED)
+    # fp32: the comparison is at float32 rounding (auto would pick bf16 on CPUs with AVX512-BF16/AMX).
+    common = dict(data_dir=pair_dir, image_size=32, batch_size=4, generator_filters=4, discriminator_filters=4, seed=SEED,
+                  precision="fp32")
     files = list_images(pair_dir, "train")
     # Instance norm: per-example statistics, so 2 replicas x 2 images compute what 1 device x 4 does.
     report = fit_both(TrainConfig(norm="instance", deterministic=True, **common), files)
