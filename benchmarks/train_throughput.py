@@ -96,7 +96,7 @@ def time_steps(args, image_size):
             for _ in range(args.warmup):
                 fn(x, y, it)
             peaks[name] = gpu_peak_bytes()
-        steps_per_repeat = args.steps or max(2, 32 // batch)
+        steps_per_repeat = args.steps or max(2, 8 // batch)
         for _ in range(args.repeats):
             for name in names:
                 fn, per_call = steps[name]
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image-size", type=int, default=256)
     parser.add_argument("--variants", nargs="+", default=["auto"], help="settings of our step: PRECISION[:JIT[:SPE]]")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=0, help="steps per repeat; 0 = max(2, 32 // batch)")
+    parser.add_argument("--steps", type=int, default=0, help="steps per repeat; 0 = max(2, 8 // batch)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls per step first (tracing, compiling)")
     parser.add_argument("--data-dir", default="", help="also time the input pipeline on DIR/train")
     parser.add_argument("--pipeline-batches", type=int, default=20)

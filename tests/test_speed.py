@@ -122,3 +122,10 @@ def test_cache_folder_that_cannot_be_made_is_a_usage_error(pair_dir, tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(UsageError, match="cannot create the cache folder"):
         cache_file(str(blocker / "cache"), list_images(pair_dir, "train"), "BtoA")
+
+
+def test_speed_flags_are_validated(pair_dir):
+    with pytest.raises(UsageError, match="--steps-per-execution must be >= 1"):
+        _tiny(pair_dir, steps_per_execution=0)
+    with pytest.raises(UsageError, match="--cache is empty"):
+        _tiny(pair_dir, cache="")
