@@ -1,15 +1,12 @@
-"""The fast path: what `--precision auto` and `--jit-compile auto` resolve to on this machine, and the dtype policy scope."""
+"""The fast path: what `--precision auto` / `--jit-compile auto` resolve to, the dtype policy scope, and a fused Adam."""
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 
 import keras
 import tensorflow as tf
-
-logger = logging.getLogger("pix2pix_tf")
 
 # Keras dtype policy per --precision value; variables stay float32 under the mixed ones.
 POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
