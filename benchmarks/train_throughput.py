@@ -3,7 +3,10 @@
 The reference is the same architecture written the plain way: fp32, one `tf.function` over two
 GradientTapes, `BinaryCrossentropy` objects, `apply_gradients`. Ours is `Pix2Pix.train_function`
 (what fit() calls) as `build_pix2pix` compiles it from the flags below. Both are fed one in-memory
-batch, so the numbers are the step alone; `--data-dir` times the input pipeline alone. Warm-up
+batch, so the numbers are the step alone; `--data-dir` times the input pipeline alone. Ours reads
+that batch through a tf.data iterator as fit() does (on a GPU a host-to-device copy per step) while
+the reference gets the tensors directly, so the ratio is, if anything, conservative. The GPU peak is
+per process: it includes the weights of the variants built before (~0.7 GiB each at 256²). Warm-up
 calls (tracing, compiling) are excluded, variants are interleaved inside every repeat, and the
 median img/s over repeats is reported with ours/reference ratios.
 
