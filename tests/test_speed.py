@@ -89,7 +89,7 @@ def test_bf16_trains_to_where_fp32_does(pair_dir):
         before = float(tf.reduce_mean(tf.abs(model.generator(x, training=False) - y)))
         model.fit(tf.data.Dataset.from_tensors((x, y)).repeat(60), epochs=1, shuffle=False, verbose=0)
         final_l1[precision] = float(tf.reduce_mean(tf.abs(model.generator(x, training=False) - y)))
-        assert final_l1[precision] < 0.8 * before, (precision, before, final_l1[precision])  # it trained
+        assert final_l1[precision] < 0.9 * before, (precision, before, final_l1[precision])  # it trained
     assert abs(final_l1["bf16"] - final_l1["fp32"]) <= 0.1 * final_l1["fp32"], final_l1
 
 
