@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import keras
 import tensorflow as tf
 
 from .losses import METRIC_NAMES, discriminator_loss, generator_loss
+from .tasks import paired_to_rgb
 
 
 class Pix2Pix(keras.Model):
@@ -16,11 +19,20 @@ class Pix2Pix(keras.Model):
     carry the same names in the progress bar, history.json, TensorBoard and the plots.
     """
 
-    def __init__(self, generator: keras.Model, discriminator: keras.Model, lambda_l1: float = 100.0, **kwargs):
+    def __init__(
+        self,
+        generator: keras.Model,
+        discriminator: keras.Model,
+        lambda_l1: float = 100.0,
+        to_rgb: Callable[..., tf.Tensor] | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.lambda_l1 = lambda_l1
+        # The task's (x, y) -> RGB in [-1, 1], for samples and image metrics (tasks.Task.to_rgb).
+        self.to_rgb = to_rgb or paired_to_rgb
         self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
 
     def compile(self, g_optimizer: keras.optimizers.Optimizer, d_optimizer: keras.optimizers.Optimizer, **kwargs):

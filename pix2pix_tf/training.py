@@ -14,10 +14,12 @@ import tensorflow as tf
 
 from . import callbacks as cb
 from .config import TrainConfig
-from .data import list_images, make_eval_dataset, make_train_dataset, steps_per_epoch
+from .colorization import write_synthetic_photos
+from .data import make_eval_dataset, make_train_dataset, steps_per_epoch
 from .gan import Pix2Pix, make_optimizer
 from .models import build_discriminator, build_generator
 from .synthetic import write_synthetic_dataset
+from .tasks import make_task
 
 logger = logging.getLogger("pix2pix_tf")
 
@@ -47,11 +49,16 @@ def setup_logging(log_file: str) -> None:
 
 def build_pix2pix(config: TrainConfig) -> Pix2Pix:
     """G, D and their optimizers as the config says, compiled and ready for fit()."""
+    task = make_task(config)
     generator = build_generator(
-        config.image_size, filters=config.generator_filters, depth=config.resolved_generator_depth, norm=config.norm
+        config.image_size, task.input_channels, task.output_channels,
+        filters=config.generator_filters, depth=config.resolved_generator_depth, norm=config.norm,
     )
-    discriminator = build_discriminator(config.image_size, filters=config.discriminator_filters, norm=config.norm)
-    model = Pix2Pix(generator, discriminator, lambda_l1=config.lambda_l1)
+    # D sees concat(x, y): Cin + Cout channels (1 + 2 = L + ab for colorization).
+    discriminator = build_discriminator(
+        config.image_size, task.input_channels, task.output_channels, filters=config.discriminator_filters, norm=config.norm
+    )
+    model = Pix2Pix(generator, discriminator, lambda_l1=config.lambda_l1, to_rgb=task.to_rgb)
     model.compile(make_optimizer(config.lr, config.beta1), make_optimizer(config.lr, config.beta1))
     return model
 
@@ -68,6 +75,10 @@ def make_checkpoint(model: Pix2Pix) -> tf.train.Checkpoint:
 
 
 def resolve_data_dir(config: TrainConfig) -> str:
+    if config.dataset == "synthetic" and config.task == "colorization":
+        root = os.path.join(config.output_dir, "data", "synthetic_photos")
+        logger.info("writing %d synthetic photos to %s", config.synthetic_pairs, root)
+        return write_synthetic_photos(root, config.synthetic_pairs, size=max(config.image_size), seed=config.seed)
     if config.dataset == "synthetic":
         root = os.path.join(config.output_dir, "data", "synthetic")
         logger.info("writing the synthetic dataset (%d train pairs) to %s", config.synthetic_pairs, root)
@@ -109,8 +120,12 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     if config.restart:
         archive_previous_run(out)
     data_dir = resolve_data_dir(config) if config.dataset else config.data_dir
-    train_files, val_files = list_images(data_dir, "train"), list_images(data_dir, "val")
-    logger.info("pix2pix_tf: %d train / %d val pairs from %s", len(train_files), len(val_files), data_dir)
+    task = make_task(config)
+    train_files, val_files = task.list_files(data_dir, "train"), task.list_files(data_dir, "val")
+    logger.info(
+        "pix2pix_tf: %s task, %d train / %d val files from %s, %d -> %d channels",
+        task.name, len(train_files), len(val_files), data_dir, task.input_channels, task.output_channels,
+    )
     logger.info("settings differing from the defaults: %s", config.non_defaults())
 
     keras.utils.set_random_seed(config.seed)
@@ -129,9 +144,10 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
         return None
 
     steps = steps_per_epoch(len(train_files), config)
-    train_ds = make_train_dataset(train_files, config, start_step=initial_epoch * steps)
-    val_ds = make_eval_dataset(val_files, config)
-    sample_inputs, sample_targets = next(iter(make_eval_dataset(val_files[: max(config.num_samples, 1)], config)))
+    train_ds = make_train_dataset(train_files, config, start_step=initial_epoch * steps, example_fn=task.train_example)
+    val_ds = make_eval_dataset(val_files, config, example_fn=task.eval_example)
+    sample_files = val_files[: max(config.num_samples, 1)]
+    sample_inputs, sample_targets = next(iter(make_eval_dataset(sample_files, config, example_fn=task.eval_example)))
     history_path = os.path.join(out, "history.json")
     callbacks = [
         cb.Throughput(config.batch_size),
@@ -141,7 +157,8 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
         cb.EpochLogger(logger, config.epochs),
     ]
     if config.num_samples:
-        callbacks.insert(2, cb.SampleGrid(sample_inputs, sample_targets, os.path.join(out, "samples"), os.path.join(out, "tensorboard")))
+        samples_dir, tensorboard_dir = os.path.join(out, "samples"), os.path.join(out, "tensorboard")
+        callbacks.insert(2, cb.SampleGrid(sample_inputs, sample_targets, samples_dir, tensorboard_dir, task.to_rgb))
     logger.info(
         "training epochs %d..%d, %d steps of %d images each, at %dx%d",
         initial_epoch + 1, config.epochs, steps, config.batch_size, *config.image_size,
