@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -13,8 +14,8 @@ import keras
 import tensorflow as tf
 
 from . import callbacks as cb
-from .config import TrainConfig
 from .colorization import write_synthetic_photos
+from .config import TrainConfig, UsageError
 from .data import make_eval_dataset, make_train_dataset, steps_per_epoch
 from .gan import Pix2Pix, make_optimizer
 from .models import build_discriminator, build_generator
@@ -98,6 +99,43 @@ def archive_previous_run(output_dir: str) -> None:
     logger.info("--restart: moved the previous run's %s to %s", ", ".join(present), target)
 
 
+def network_shape(config: TrainConfig) -> dict:
+    """What a checkpoint's variables depend on: a run resumes only with the same values."""
+    return {
+        "task": config.task,
+        "input-channels": config.resolved_input_channels,
+        "output-channels": config.resolved_output_channels,
+        "generator-filters": config.generator_filters,
+        "discriminator-filters": config.discriminator_filters,
+        "generator-depth": config.resolved_generator_depth,
+        "norm": config.norm,
+    }
+
+
+def check_resumable(config: TrainConfig, saved_config_path: str) -> None:
+    """Stops with the fix, instead of a shape error deep in restore, when OUTPUT_DIR holds other networks.
+
+    Raises:
+        UsageError: the run in OUTPUT_DIR was trained with another task, channel count or width.
+    """
+    if not os.path.exists(saved_config_path):
+        return
+    with open(saved_config_path) as f:
+        saved = json.load(f)
+    known = {field.name for field in dataclasses.fields(TrainConfig)}
+    try:
+        previous = network_shape(TrainConfig(**{k: v for k, v in saved.items() if k in known}))
+    except (UsageError, TypeError):
+        return  # a config.json from another version: let restore itself judge
+    current = network_shape(config)
+    differ = [f"--{k} {previous[k]} (now {current[k]})" for k in current if previous[k] != current[k]]
+    if differ:
+        raise UsageError(
+            f"{config.output_dir} holds a run trained with {', '.join(differ)}: its checkpoints do not fit; "
+            "pass --restart (the old run is kept aside) or another --output-dir"
+        )
+
+
 def load_history(path: str, completed_epochs: int) -> list[dict]:
     """history.json rows up to the restored epoch (rows past it belong to an epoch that was not checkpointed)."""
     if completed_epochs == 0 or not os.path.exists(path):
@@ -135,6 +173,7 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     checkpoint = make_checkpoint(model)
     manager = tf.train.CheckpointManager(checkpoint, os.path.join(out, "checkpoints"), max_to_keep=config.keep_checkpoints)
     if manager.latest_checkpoint:
+        check_resumable(config, os.path.join(out, "config.json"))
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         logger.info("resumed from %s (epoch %d)", manager.latest_checkpoint, int(checkpoint.epoch))
     initial_epoch = int(checkpoint.epoch)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from pix2pix_tf.callbacks import SampleGrid
 from pix2pix_tf.colorization import (
     eval_example,
     lab_to_rgb,
@@ -133,3 +134,14 @@ def test_paired_pipeline_converts_to_the_requested_channels(pair_dir):
     np.testing.assert_allclose(colorize.to_rgb(lightness, ab).numpy(), [[[[0.5, -0.2, 0.1]]]], atol=1e-3)
     gray = colorize.to_rgb(lightness).numpy()[0, 0, 0]
     assert np.ptp(gray) < 1e-3
+
+
+def test_sample_grid_shows_a_grayscale_input_next_to_rgb(pair_dir, tmp_path):
+    config = TrainConfig(data_dir=pair_dir, input_channels=1, image_size=32, batch_size=2, generator_filters=4, discriminator_filters=4)
+    task = make_task(config)
+    model = build_pix2pix(config)
+    x, y = next(iter(make_train_dataset(task.list_files(pair_dir, "train"), config)))
+    grid = SampleGrid(x, y, str(tmp_path / "samples"), str(tmp_path / "tb"), task.to_rgb)
+    grid.set_model(model)
+    grid.on_epoch_end(0)
+    assert grid.input_u8.shape == (2, 32, 32, 3) and os.path.getsize(tmp_path / "samples" / "epoch_001.png") > 0
