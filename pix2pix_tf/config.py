@@ -63,7 +63,7 @@ class TrainConfig:
     input_channels: int = _field(0, "channels of the input image: 1 (grayscale) or 3 (RGB); 0 = the task's (3 paired, 1 colorization)")
     output_channels: int = _field(0, "channels of the generated image: 1 or 3; 0 = the task's (3 paired, 2 colorization)")
     val_fraction: float = _field(0.1, "colorization from a folder without train/ + val/: share of the photos held out for val")
-    synthetic_pairs: int = _field(200, "train pairs drawn for --dataset synthetic (val gets a tenth, at least 4)")
+    synthetic_pairs: int = _field(200, "train pairs drawn for --dataset synthetic (val gets a tenth, at least 4); with --task colorization, photos in all")
     # model (the paper's networks)
     generator_filters: int = _field(64, "filters of the U-Net's first conv (ngf); later layers use 2x, 4x, 8x")
     discriminator_filters: int = _field(64, "filters of the PatchGAN's first conv (ndf)")
