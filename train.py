@@ -2,6 +2,8 @@
 
     python train.py --dataset synthetic --epochs 2 --image-size 64 --batch-size 4   # offline quick run
     python train.py --data-dir ../shared/datasets/cityscapes --epochs 50 --batch-size 16
+    python train.py --dataset facades --epochs 200 --batch-size 1                   # download (checked), then train
+    python train.py --dataset cityscapes --data-source tfds                         # via tfds.load("pix2pix/cityscapes")
     python train.py --data-dir DIR --direction AtoB --image-size 256x512            # wide pairs
 
 Re-running the same command resumes from the latest checkpoint in --output-dir; --restart starts over.

@@ -7,6 +7,7 @@ import dataclasses
 import math
 from typing import Any, Sequence
 
+from .datasets import DEFAULT_DATA_ROOT, REGISTRY
 from .files import write_json
 
 MAX_GENERATOR_DEPTH = 8  # the paper's U-Net at 256x256: 8 stride-2 downsamples to 1x1
@@ -55,9 +56,12 @@ class TrainConfig:
     """Everything a training run needs; `train.py`'s flags are generated from these fields."""
 
     # data
-    data_dir: str = _field("", "folder in the pix2pix layout (train/, val/, optional test/; each file one side-by-side pair)")
-    dataset: str = _field("", "built-in dataset instead of --data-dir: 'synthetic' draws label/photo pairs offline", ("", "synthetic"))
-    direction: str = _field("BtoA", "which half is the input: AtoB reads the LEFT half, BtoA the RIGHT (Cityscapes label->photo)", ("AtoB", "BtoA"))
+    data_dir: str = _field("", "folder in the pix2pix layout (train/, val/, optional test/; each file one side-by-side pair), or A/train/ + B/train/ with matching names")
+    dataset: str = _field("", "dataset instead of --data-dir: 'synthetic' draws label/photo pairs offline; a public pix2pix set is downloaded (checksummed) into --data-root", ("", "synthetic", *REGISTRY))
+    data_root: str = _field(DEFAULT_DATA_ROOT, "where --dataset NAME is downloaded and extracted (NAME/ inside)")
+    data_source: str = _field("folder", "how --dataset NAME is read: the extracted folder, or the TFDS builder 'pix2pix/NAME'", ("folder", "tfds"))
+    allow_unverified_download: bool = _field(False, "accept a --dataset archive that has no checksum on record (its sha256 is logged)")
+    direction: str = _field("", "which half is the input: AtoB reads the LEFT half, BtoA the RIGHT; default: the dataset's task, BtoA for folders (Cityscapes label->photo)", ("AtoB", "BtoA"))
     image_size: tuple[int, int] = _field((256, 256), "training size: one int (256) or HEIGHTxWIDTH (256x512)")
     task: str = _field("paired", "paired: side-by-side pairs; colorization: any folder of photos, CIE L -> ab", tuple(TASK_CHANNELS))
     input_channels: int = _field(0, "channels of the input image: 1 (grayscale) or 3 (RGB); 0 = the task's (3 paired, 1 colorization)")
@@ -91,9 +95,17 @@ class TrainConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", parse_image_size(self.image_size))
         if not self.data_dir and not self.dataset:
-            raise UsageError("no data: pass --data-dir DIR (a folder with train/ and val/) or --dataset synthetic")
+            raise UsageError(f"no data: pass --data-dir DIR (a folder with train/ and val/) or --dataset NAME (synthetic, {', '.join(REGISTRY)})")
         if self.data_dir and self.dataset:
             raise UsageError("pass either --data-dir or --dataset, not both")
+        if self.data_source == "tfds" and self.dataset not in REGISTRY:
+            raise UsageError(f"--data-source tfds reads a public dataset: pass --dataset with one of {', '.join(REGISTRY)}")
+        if self.dataset not in ("", "synthetic", *REGISTRY):
+            raise UsageError(f"unknown --dataset {self.dataset!r}: choose synthetic or one of {', '.join(REGISTRY)}")
+        if not self.direction:  # the dataset's own task
+            object.__setattr__(self, "direction", self.default_direction)
+        if self.direction not in ("AtoB", "BtoA"):
+            raise UsageError(f"--direction must be AtoB or BtoA, got {self.direction!r}")
         for name in ("epochs", "steps_per_epoch", "val_steps", "generator_depth"):
             if getattr(self, name) < 0:
                 raise UsageError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
@@ -123,6 +135,11 @@ class TrainConfig:
         if not 0 < self.val_fraction < 1:
             raise UsageError(f"--val-fraction must be between 0 and 1 (exclusive), got {self.val_fraction}")
         if self.task == "colorization":
+            if self.dataset not in ("", "synthetic"):
+                raise UsageError(
+                    f"--task colorization reads a folder of photos, not the {self.dataset} pairs: "
+                    "use --data-dir PHOTOS or --dataset synthetic"
+                )
             if self.input_channels not in (0, 1) or self.output_channels not in (0, 2):
                 raise UsageError(
                     "--task colorization maps L (1 channel) to ab (2 channels): drop --input-channels/--output-channels "
@@ -156,7 +173,13 @@ class TrainConfig:
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
             if getattr(self, f.name) != (parse_image_size(f.default) if f.name == "image_size" else f.default)
+            and not (f.name == "direction" and self.direction == self.default_direction)
         }
+
+    @property
+    def default_direction(self) -> str:
+        """What --direction resolves to when not given: the dataset's own task, BtoA for folders."""
+        return REGISTRY[self.dataset].direction if self.dataset in REGISTRY else "BtoA"
 
     def save(self, path: str) -> None:
         write_json(path, self.to_dict())

@@ -14,31 +14,65 @@ LOAD_SCALE = 286 / 256  # the paper resizes 256 -> 286 before the random 256 cro
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def list_images(data_dir: str, split: str) -> list[str]:
-    """Sorted image files of `data_dir/split`.
+def list_images(data_dir: str, split: str) -> list[str] | list[tuple[str, str]]:
+    """Sorted pairs of `split`: side-by-side files, or (A, B) file pairs in the A/ B/ layout.
+
+    Two layouts are accepted: `data_dir/split/*.jpg` with both images side by side (A = LEFT half),
+    or separate images with matching file names in `data_dir/A/split/` and `data_dir/B/split/`
+    (junyanz's layout before combine_A_and_B.py; `data_dir/split/A/` and `split/B/` work too).
 
     Raises:
-        UsageError: the folder is missing or holds no JPEG/PNG files.
+        UsageError: the folder is missing or holds no JPEG/PNG files, or A/ and B/ names differ.
     """
+    for a_dir, b_dir in ((os.path.join(data_dir, "A", split), os.path.join(data_dir, "B", split)),
+                         (os.path.join(data_dir, split, "A"), os.path.join(data_dir, split, "B"))):
+        if os.path.isdir(a_dir) and os.path.isdir(b_dir):
+            return _ab_pairs(a_dir, b_dir)
     split_dir = os.path.join(data_dir, split)
     if not os.path.isdir(split_dir):
-        raise UsageError(f"{split_dir} does not exist: --data-dir must hold {split}/ with side-by-side pair images")
-    files = sorted(
-        os.path.join(split_dir, name)
-        for name in os.listdir(split_dir)
-        if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
-    )
+        raise UsageError(
+            f"{split_dir} does not exist: --data-dir must hold {split}/ with side-by-side pair images "
+            f"(or A/{split}/ and B/{split}/ with matching file names)"
+        )
+    files = [os.path.join(split_dir, name) for name in _image_names(split_dir)]
     if not files:
         raise UsageError(f"no images found in {split_dir}: expected {'/'.join(IMAGE_EXTENSIONS)} files")
     return files
 
 
-def load_pair(path: tf.Tensor, direction: str) -> tuple[tf.Tensor, tf.Tensor]:
-    """Reads one side-by-side file into (input, target) uint8 halves; A is the LEFT half."""
-    # channels=3 turns grayscale and RGBA files into RGB, so every pair has one layout.
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-    half = tf.shape(image)[1] // 2
-    left, right = image[:, :half], image[:, half : 2 * half]
+def _image_names(folder: str) -> list[str]:
+    return sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith("."))
+
+
+def _ab_pairs(a_dir: str, b_dir: str) -> list[tuple[str, str]]:
+    a_names, b_names = _image_names(a_dir), _image_names(b_dir)
+    if not a_names:
+        raise UsageError(f"no images found in {a_dir}: expected {'/'.join(IMAGE_EXTENSIONS)} files")
+    unmatched = sorted(set(a_names) ^ set(b_names))
+    if unmatched:
+        raise UsageError(
+            f"{a_dir} and {b_dir} must hold the same file names; {len(unmatched)} differ, e.g. {unmatched[0]!r}"
+        )
+    return [(os.path.join(a_dir, n), os.path.join(b_dir, n)) for n in a_names]
+
+
+def load_pair(path, direction: str) -> tuple[tf.Tensor, tf.Tensor]:
+    """Reads one pair into (input, target) uint8 images; A is the LEFT half (or the A/ file).
+
+    `path` is what a pipeline element holds: a scalar path of a side-by-side file, a [2] tensor of
+    (A path, B path) for the A/ B/ layout, or a dict of encoded `a`/`b` images (the TFDS source).
+    """
+    if isinstance(path, dict):
+        left, right = (tf.io.decode_image(path[k], channels=3, expand_animations=False) for k in ("a", "b"))
+    elif path.shape.rank == 1:
+        left, right = (tf.io.decode_image(tf.io.read_file(path[i]), channels=3, expand_animations=False) for i in (0, 1))
+        # random_jitter stacks the two on the channel axis, so they must agree in size.
+        tf.debugging.assert_equal(tf.shape(left)[:2], tf.shape(right)[:2], message="A and B images of a pair differ in size")
+    else:
+        # channels=3 turns grayscale and RGBA files into RGB, so every pair has one layout.
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        half = tf.shape(image)[1] // 2
+        left, right = image[:, :half], image[:, half : 2 * half]
     return (left, right) if direction == "AtoB" else (right, left)
 
 
@@ -107,7 +141,7 @@ def _options(deterministic: bool) -> tf.data.Options:
 
 
 def make_train_dataset(
-    files: list[str], config: TrainConfig, start_step: int = 0, example_fn: Callable | None = None
+    files: list | tf.data.Dataset, config: TrainConfig, start_step: int = 0, example_fn: Callable | None = None
 ) -> tf.data.Dataset:
     """Infinite shuffled, jittered, batched (input, target) stream.
 
@@ -120,7 +154,7 @@ def make_train_dataset(
     example_fn = example_fn or (
         lambda path, seed: random_jitter(*load_pair_channels(path, config), config.image_size, seed)
     )
-    paths = tf.data.Dataset.from_tensor_slices(files)
+    paths = files if isinstance(files, tf.data.Dataset) else tf.data.Dataset.from_tensor_slices(files)
     paths = paths.shuffle(len(files), seed=config.seed, reshuffle_each_iteration=True).repeat()
     seeds = tf.data.Dataset.random(seed=config.seed).batch(2)
     ds = tf.data.Dataset.zip(paths, seeds).skip(start_step * config.batch_size)
@@ -135,11 +169,15 @@ def make_train_dataset(
 
 
 def make_eval_dataset(
-    files: list[str], config: TrainConfig, batch_size: int | None = None, example_fn: Callable | None = None
+    files: list | tf.data.Dataset, config: TrainConfig, batch_size: int | None = None, example_fn: Callable | None = None
 ) -> tf.data.Dataset:
-    """Finite (input, target) batches in file order, resized only; `example_fn(path)` as in make_train_dataset."""
+    """Finite (input, target) batches in file order, resized only.
+
+    `files` is what list_images returns, or a finite dataset of load_pair elements (the TFDS source);
+    `example_fn(path) -> (x, y)` reads one example (default: a resized pair with the config's channel counts).
+    """
     example_fn = example_fn or (lambda path: resize_pair(*load_pair_channels(path, config), config.image_size))
-    ds = tf.data.Dataset.from_tensor_slices(files)
+    ds = files if isinstance(files, tf.data.Dataset) else tf.data.Dataset.from_tensor_slices(files)
     ds = ds.map(example_fn, num_parallel_calls=AUTOTUNE)
     return ds.batch(batch_size or config.batch_size).prefetch(AUTOTUNE)
 

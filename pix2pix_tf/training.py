@@ -84,7 +84,21 @@ def resolve_data_dir(config: TrainConfig) -> str:
         root = os.path.join(config.output_dir, "data", "synthetic")
         logger.info("writing the synthetic dataset (%d train pairs) to %s", config.synthetic_pairs, root)
         return write_synthetic_dataset(root, config.synthetic_pairs, size=max(config.image_size), seed=config.seed)
+    if config.dataset:  # a public pix2pix dataset: downloaded, checked and extracted once into --data-root
+        from .datasets import fetch_dataset
+
+        return fetch_dataset(config.dataset, config.data_root, config.allow_unverified_download)
     return config.data_dir
+
+
+def load_splits(config: TrainConfig, data_dir: str):
+    """The train and val pipeline sources: file lists from the folder, or the TFDS `pix2pix/NAME` splits."""
+    if config.data_source == "tfds":
+        from .tfds_pix2pix import load_pix2pix_split  # TFDS loads only when asked for
+
+        return load_pix2pix_split(config, "train"), load_pix2pix_split(config, "val")
+    task = make_task(config)
+    return task.list_files(data_dir, "train"), task.list_files(data_dir, "val")
 
 
 def archive_previous_run(output_dir: str) -> None:
@@ -159,10 +173,11 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
         archive_previous_run(out)
     data_dir = resolve_data_dir(config) if config.dataset else config.data_dir
     task = make_task(config)
-    train_files, val_files = task.list_files(data_dir, "train"), task.list_files(data_dir, "val")
+    train_files, val_files = load_splits(config, data_dir)
     logger.info(
-        "pix2pix_tf: %s task, %d train / %d val files from %s, %d -> %d channels",
-        task.name, len(train_files), len(val_files), data_dir, task.input_channels, task.output_channels,
+        "pix2pix_tf: %d train / %d val %s from %s; %s task, %d -> %d channels",
+        len(train_files), len(val_files), "photos" if task.name == "colorization" else "pairs", data_dir,
+        task.name, task.input_channels, task.output_channels,
     )
     logger.info("settings differing from the defaults: %s", config.non_defaults())
 
@@ -185,8 +200,8 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     steps = steps_per_epoch(len(train_files), config)
     train_ds = make_train_dataset(train_files, config, start_step=initial_epoch * steps, example_fn=task.train_example)
     val_ds = make_eval_dataset(val_files, config, example_fn=task.eval_example)
-    sample_files = val_files[: max(config.num_samples, 1)]
-    sample_inputs, sample_targets = next(iter(make_eval_dataset(sample_files, config, example_fn=task.eval_example)))
+    samples_ds = make_eval_dataset(val_files, config, batch_size=max(config.num_samples, 1), example_fn=task.eval_example)
+    sample_inputs, sample_targets = next(iter(samples_ds))
     history_path = os.path.join(out, "history.json")
     callbacks = [
         cb.Throughput(config.batch_size),

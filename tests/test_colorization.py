@@ -105,13 +105,14 @@ def test_list_photos_splits_a_flat_folder_and_honours_train_val(tmp_path):
         ({"task": "colorization", "output_channels": 3}, "maps L \\(1 channel\\) to ab"),
         ({"output_channels": 2}, "--output-channels 2: paired images are read as 1 \\(grayscale\\) or 3 \\(RGB\\)"),
         ({"input_channels": 4}, "--input-channels 4"),
+        ({"task": "colorization", "dataset": "facades"}, "reads a folder of photos, not the facades pairs"),
         ({"task": "depth"}, "unknown --task"),
         ({"val_fraction": 1.0}, "--val-fraction"),
     ],
 )
 def test_channel_mismatches_are_clear_usage_errors(kwargs, message):
     with pytest.raises(UsageError, match=message):
-        TrainConfig(dataset="synthetic", image_size=32, **kwargs)
+        TrainConfig(**{"dataset": "synthetic", "image_size": 32, **kwargs})
 
 
 def test_networks_follow_the_task_channels():
