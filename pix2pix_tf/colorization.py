@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from .config import UsageError
-from .data import IMAGE_EXTENSIONS, jitter_stack, to_float
+from .data import IMAGE_EXTENSIONS, jitter_stack, to_float, to_uint8
 from .synthetic import draw_pair
 
 # sRGB (IEC 61966-2-1) primaries -> CIE XYZ, and the D65 white point (2 degree observer).
@@ -63,6 +64,28 @@ def model_to_rgb(lightness: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
     """(L [..., 1], ab [..., 2]) in the networks' [-1, 1] scaling -> RGB in [-1, 1] [..., 3]."""
     lab = tf.concat([(tf.cast(lightness, tf.float32) + 1.0) * L_SCALE, tf.cast(ab, tf.float32) * AB_SCALE], axis=-1)
     return lab_to_rgb(lab) * 2.0 - 1.0
+
+
+def as_rgb(images: tf.Tensor) -> tf.Tensor:
+    """uint8 [..., C]: gray (1), gray + alpha (2), RGB (3) or RGBA (4) -> RGB [..., 3]; alpha is dropped.
+
+    Works on a channel count known only at run time (a serving signature accepting any image).
+    """
+    index = tf.where(tf.shape(images)[-1] < 3, tf.zeros(3, tf.int32), tf.range(3))
+    return tf.gather(images, index, axis=-1)
+
+
+def colorize(generator: keras.Model, images: tf.Tensor) -> tf.Tensor:
+    """uint8 images [N, h, w, C] of any size (gray or colour) -> colorized uint8 RGB [N, h, w, 3].
+
+    L is taken from the input at its own resolution; only ab comes from the network (run at its
+    size and resized back), so the output keeps every detail of the input's lightness.
+    """
+    lightness, _ = rgb_to_model(to_float(as_rgb(images)))  # [N, h, w, 1]
+    size = tuple(int(side) for side in generator.input_shape[1:3])
+    ab = generator(tf.image.resize(lightness, size, antialias=True), training=False)  # [N, H, W, 2]
+    ab = tf.image.resize(ab, tf.shape(images)[1:3])  # [N, h, w, 2]
+    return to_uint8(model_to_rgb(lightness, ab))
 
 
 def decode_photo(path: tf.Tensor) -> tf.Tensor:

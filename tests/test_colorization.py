@@ -2,12 +2,15 @@
 
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from pix2pix_tf.callbacks import SampleGrid
 from pix2pix_tf.colorization import (
+    as_rgb,
+    colorize,
     eval_example,
     lab_to_rgb,
     list_photos,
@@ -146,3 +149,19 @@ def test_sample_grid_shows_a_grayscale_input_next_to_rgb(pair_dir, tmp_path):
     grid.set_model(model)
     grid.on_epoch_end(0)
     assert grid.input_u8.shape == (2, 32, 32, 3) and os.path.getsize(tmp_path / "samples" / "epoch_001.png") > 0
+
+
+def test_colorize_keeps_the_input_lightness_at_any_size():
+    rng = np.random.default_rng(2)
+    gray = rng.integers(0, 256, (2, 40, 24, 1), dtype=np.uint8)
+    rgb, rgba = np.repeat(gray, 3, -1), np.concatenate([np.repeat(gray, 3, -1), np.full_like(gray, 7)], -1)
+    np.testing.assert_array_equal(as_rgb(gray).numpy(), rgb)
+    np.testing.assert_array_equal(as_rgb(rgba).numpy(), rgb)
+    # A stand-in network predicting ab = 0: colorizing gray must give the same gray back, at the input size.
+    inputs = keras.Input((32, 32, 1))
+    no_colour = keras.Model(inputs, keras.layers.Lambda(lambda l: tf.concat([l, l], -1) * 0.0)(inputs))
+    serve = tf.function(lambda images: colorize(no_colour, images), input_signature=[tf.TensorSpec((None, None, None, None), tf.uint8)])
+    for images in (gray, rgb, rgba):  # one graph for every channel count, as a serving signature needs
+        out = serve(tf.constant(images)).numpy()
+        assert out.shape == (2, 40, 24, 3) and out.dtype == np.uint8
+        assert np.abs(out.astype(int) - rgb).max() <= 1
