@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from .data import to_uint8
 from .files import write_json
-from .plots import plot_losses, save_sample_grid
+from .plots import plot_image_metrics, plot_losses, save_sample_grid
 from .tasks import paired_to_rgb
 
 
@@ -52,7 +52,7 @@ class Throughput(keras.callbacks.Callback):
 
 
 class HistoryWriter(keras.callbacks.Callback):
-    """Appends each epoch's logs to history.json and redraws train_loss.png / val_loss.png."""
+    """Appends each epoch's logs to history.json and redraws train_loss.png / val_loss.png / metrics.png."""
 
     def __init__(self, path: str, plots_dir: str, rows: list[dict]):
         super().__init__()
@@ -64,6 +64,8 @@ class HistoryWriter(keras.callbacks.Callback):
         plot_losses(self.rows, os.path.join(self.plots_dir, "train_loss.png"), prefix="", title="train")
         if any("val_g_total" in row for row in self.rows):
             plot_losses(self.rows, os.path.join(self.plots_dir, "val_loss.png"), prefix="val_", title="val")
+        if any("val_psnr" in row for row in self.rows):
+            plot_image_metrics(self.rows, os.path.join(self.plots_dir, "metrics.png"))
 
 
 class SampleGrid(keras.callbacks.Callback):

@@ -127,8 +127,8 @@ def list_photos(data_dir: str, split: str, val_fraction: float) -> list[str]:
     if not os.path.isdir(data_dir):
         raise UsageError(f"{data_dir} does not exist: --data-dir must be a folder of photos (JPEG/PNG)")
     train_dir, val_dir = os.path.join(data_dir, "train"), os.path.join(data_dir, "val")
-    if os.path.isdir(train_dir) and os.path.isdir(val_dir):
-        photos = _walk_photos(os.path.join(data_dir, split))
+    if (os.path.isdir(train_dir) and os.path.isdir(val_dir)) or split not in ("train", "val"):
+        photos = _walk_photos(os.path.join(data_dir, split))  # a further split (test/) is always a folder
         if not photos:
             raise UsageError(f"no photos found in {os.path.join(data_dir, split)}: expected {'/'.join(IMAGE_EXTENSIONS)} files")
         return photos

@@ -8,6 +8,7 @@ import keras
 import tensorflow as tf
 
 from .losses import METRIC_NAMES, discriminator_loss, generator_loss
+from .metrics import IMAGE_METRIC_NAMES, image_metrics
 from .tasks import paired_to_rgb
 
 
@@ -34,6 +35,8 @@ class Pix2Pix(keras.Model):
         # The task's (x, y) -> RGB in [-1, 1], for samples and image metrics (tasks.Task.to_rgb).
         self.to_rgb = to_rgb or paired_to_rgb
         self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
+        # Validation only (test_step): l1 / psnr / ssim of G(x) vs y on [0, 255], per-image means.
+        self.image_trackers = {name: keras.metrics.Mean(name=name) for name in IMAGE_METRIC_NAMES}
 
     def compile(self, g_optimizer: keras.optimizers.Optimizer, d_optimizer: keras.optimizers.Optimizer, **kwargs):
         super().compile(**kwargs)
@@ -45,13 +48,13 @@ class Pix2Pix(keras.Model):
 
     @property
     def metrics(self):
-        return list(self.trackers.values())
+        return list(self.trackers.values()) + list(self.image_trackers.values())
 
     def call(self, inputs, training=False):
         return self.generator(inputs, training=training)
 
-    def _compute_losses(self, x, y, training: bool):
-        fake = self.generator(x, training=training)
+    def _compute_losses(self, x, y, training: bool, fake=None):
+        fake = self.generator(x, training=training) if fake is None else fake
         real_logits = self.discriminator([x, y], training=training)
         # D sees the input with the output: it judges the translation, not the photo alone.
         fake_logits = self.discriminator([x, fake], training=training)
@@ -73,7 +76,11 @@ class Pix2Pix(keras.Model):
 
     def test_step(self, data):
         x, y = data
-        return self._update_trackers(self._compute_losses(x, y, training=False))
+        fake = self.generator(x, training=False)
+        logs = self._update_trackers(self._compute_losses(x, y, training=False, fake=fake))
+        for name, values in image_metrics(self.to_rgb(x, fake), self.to_rgb(x, y)).items():
+            self.image_trackers[name].update_state(values)
+        return logs | {name: tracker.result() for name, tracker in self.image_trackers.items()}
 
 
 def make_optimizer(lr: float, beta1: float) -> keras.optimizers.Adam:

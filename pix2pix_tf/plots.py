@@ -35,6 +35,22 @@ def plot_losses(history: list[dict], path: str, prefix: str = "", title: str = "
     plt.close(fig)
 
 
+def plot_image_metrics(history: list[dict], path: str, prefix: str = "val_") -> None:
+    """Validation L1 (0-255 pixel units), PSNR (dB) and SSIM per epoch, one panel each."""
+    epochs = [row["epoch"] for row in history]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, (key, unit) in zip(axes, (("l1", "mean |G(x) - y|, 0-255"), ("psnr", "dB"), ("ssim", ""))):
+        ax.plot(epochs, [row.get(prefix + key, np.nan) for row in history], marker="o", markersize=3)
+        ax.set_title(f"{prefix}{key}" + (f" ({unit})" if unit else ""))
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+
+
 def save_sample_grid(inputs: np.ndarray, generated: np.ndarray, targets: np.ndarray, path: str, title: str = "") -> None:
     """One row per image: input | generated | target, all uint8 [N, H, W, C]."""
     rows = len(inputs)

@@ -75,13 +75,18 @@ def make_checkpoint(model: Pix2Pix) -> tf.train.Checkpoint:
     )
 
 
+def synthetic_data_dir(config: TrainConfig, output_dir: str) -> str:
+    """Where --dataset synthetic is drawn: photos for colorization, pairs otherwise."""
+    return os.path.join(output_dir, "data", "synthetic_photos" if config.task == "colorization" else "synthetic")
+
+
 def resolve_data_dir(config: TrainConfig) -> str:
     if config.dataset == "synthetic" and config.task == "colorization":
-        root = os.path.join(config.output_dir, "data", "synthetic_photos")
+        root = synthetic_data_dir(config, config.output_dir)
         logger.info("writing %d synthetic photos to %s", config.synthetic_pairs, root)
         return write_synthetic_photos(root, config.synthetic_pairs, size=max(config.image_size), seed=config.seed)
     if config.dataset == "synthetic":
-        root = os.path.join(config.output_dir, "data", "synthetic")
+        root = synthetic_data_dir(config, config.output_dir)
         logger.info("writing the synthetic dataset (%d train pairs) to %s", config.synthetic_pairs, root)
         return write_synthetic_dataset(root, config.synthetic_pairs, size=max(config.image_size), seed=config.seed)
     if config.dataset:  # a public pix2pix dataset: downloaded, checked and extracted once into --data-root

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import evaluate as evaluate_script
 import train as train_script
 
 
@@ -24,7 +25,8 @@ def colorization_run(tmp_path_factory):
 def test_train_py_colorizes_and_shows_rgb_samples(colorization_run):
     out, _ = colorization_run
     history = json.load(open(os.path.join(out, "history.json")))
-    assert {"g_total", "g_l1", "val_g_total"} <= set(history[0])
+    assert {"g_total", "g_l1", "val_g_total", "val_psnr", "val_ssim"} <= set(history[0])
+    assert 5 < history[0]["val_psnr"] < 100  # measured on the RGB rebuilt from L + ab, not on ab
     grid = tf.io.decode_png(tf.io.read_file(os.path.join(out, "samples", "epoch_001.png")), channels=3).numpy()
     # The target column is the colour photo rebuilt from (L, ab): the grid is not gray.
     assert np.abs(grid.astype(int) - grid.mean(-1, keepdims=True)).max() > 30
@@ -40,3 +42,14 @@ def test_resuming_with_other_channels_is_a_clear_error(colorization_run, capsys)
     err = capsys.readouterr().err
     assert "holds a run trained with --task colorization (now paired), --input-channels 1 (now 3)" in err
     assert "--restart" in err and "Traceback" not in err
+
+
+def test_evaluate_py_reports_rgb_reconstructions(colorization_run):
+    out, _ = colorization_run
+    assert evaluate_script.main(["--checkpoint-dir", out, "--split", "val"]) == 0
+    metrics = json.load(open(os.path.join(out, "report", "metrics.json")))
+    assert metrics["num_images"] == 2 and 5 < metrics["psnr"] < 100 and 0 < metrics["ssim"] <= 1
+    images = sorted(os.listdir(os.path.join(out, "report", "images")))
+    assert len(images) == 6  # input | generated | target for the 2 val photos
+    for name in images:
+        assert tf.io.decode_png(tf.io.read_file(os.path.join(out, "report", "images", name))).shape == (32, 32, 3)

@@ -5,6 +5,7 @@ import functools
 import hashlib
 import http.server
 import io
+import logging
 import os
 import tarfile
 import threading
@@ -92,6 +93,8 @@ def test_unverified_download_needs_the_flag(archive, server, monkeypatch, tmp_pa
     with pytest.raises(UsageError, match="--allow-unverified-download"):
         datasets.fetch_dataset("facades", str(tmp_path), url=f"{server}/facades.tar.gz")
     assert os.listdir(tmp_path) == []  # refused before downloading anything
+    # train() turns propagation off for its own console/file handlers; caplog listens at the root.
+    monkeypatch.setattr(logging.getLogger("pix2pix_tf"), "propagate", True)
     with caplog.at_level("WARNING", logger="pix2pix_tf"):
         datasets.fetch_dataset("facades", str(tmp_path), allow_unverified=True, url=f"{server}/facades.tar.gz")
     assert _sha256(archive) in caplog.text  # the hash to pin is logged

@@ -1,0 +1,177 @@
+"""Scores a trained generator on a split: L1 / PSNR / SSIM, optionally the FCN-score, an HTML report and metrics.json."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .config import TrainConfig, UsageError, _field
+from .data import load_pair, make_eval_dataset, to_uint8
+from .files import write_json
+from .metrics import IMAGE_METRIC_NAMES, SEGMENTATION_METRIC_NAMES, confusion_matrix, image_metrics, segmentation_scores
+from .palette import NUM_CLASSES, ids_to_colours, palette_fraction
+from .report import write_report
+from .segmenter import label_ids, load_segmenter, predict_ids
+from .tasks import make_task
+from .training import build_pix2pix, make_checkpoint, resolve_data_dir, setup_logging, synthetic_data_dir
+
+logger = logging.getLogger("pix2pix_tf")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """An evaluation; `evaluate.py`'s flags come from these fields."""
+
+    checkpoint_dir: str = _field("outputs", "a train.py --output-dir (holding config.json and checkpoints/), or its checkpoints/")
+    data_dir: str = _field("", "pix2pix-layout folder to evaluate on; default: the run's own data")
+    split: str = _field("val", "split folder of the data to score (train, val, test, ...)")
+    batch_size: int = _field(8, "images per generator call")
+    max_images: int = _field(0, "score only the first N images of the split (in file order); 0 = all")
+    report_images: int = _field(20, "input | generated | target rows shown in the HTML report")
+    report_dir: str = _field("", "where index.html, images/ and metrics.json go; default: CHECKPOINT_DIR/report")
+    fcn_score: str = _field("", "a segmenter folder (python -m pix2pix_tf.segmenter train --output-dir) to add the FCN-score")
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.max_images < 0 or self.report_images < 0:
+            raise UsageError("need --batch-size >= 1, --max-images >= 0 and --report-images >= 0")
+
+
+@dataclasses.dataclass
+class Restored:
+    """A generator restored from a run, with what is needed to feed and describe it."""
+
+    generator: keras.Model
+    config: TrainConfig  # the run's config.json
+    run_dir: str
+    checkpoint: str
+    epoch: int
+
+
+def restore_generator(checkpoint_dir: str) -> Restored:
+    """Rebuilds the run's generator from its config.json and loads the latest checkpoint's weights.
+
+    Raises:
+        UsageError: no config.json or checkpoint there, or the checkpoint does not fit the config.
+    """
+    run_dir = checkpoint_dir
+    if os.path.basename(os.path.normpath(checkpoint_dir)) == "checkpoints":
+        run_dir = os.path.dirname(os.path.normpath(checkpoint_dir))
+    config_path = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(config_path):
+        raise UsageError(f"{config_path} not found: --checkpoint-dir must be a train.py --output-dir "
+                         "(it holds config.json and checkpoints/)")
+    with open(config_path) as f:
+        saved = json.load(f)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in saved.items() if k in known})
+    latest = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    if latest is None:
+        raise UsageError(f"no checkpoint in {os.path.join(run_dir, 'checkpoints')}: train first (train.py --output-dir {run_dir})")
+    model = build_pix2pix(config)
+    checkpoint = make_checkpoint(model)
+    try:
+        checkpoint.restore(latest).expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError) as err:
+        raise UsageError(f"{latest} does not match the networks of {config_path}: {str(err).splitlines()[0]}") from err
+    return Restored(model.generator, config, run_dir, latest, int(checkpoint.epoch))
+
+
+def _data_dir(config: EvalConfig, run: Restored) -> str:
+    """--data-dir, else the folder the run trained on."""
+    if config.data_dir:
+        return config.data_dir
+    if run.config.dataset == "synthetic":  # train.py drew it into its output dir
+        return synthetic_data_dir(run.config, run.run_dir)
+    if run.config.dataset:  # a public dataset: its cached folder (fetched again only if it was deleted)
+        return resolve_data_dir(run.config)
+    return run.config.data_dir
+
+
+def _label_dataset(files: list[str], run: Restored, size: tuple[int, int], batch_size: int) -> tf.data.Dataset:
+    """Ground-truth class ids of the generator's inputs (the label maps), at the segmenter's size.
+
+    Raises:
+        UsageError: the inputs are not Cityscapes colour label maps (a photo -> label run, say).
+    """
+    first_input = load_pair(tf.constant(files[0]), run.config.direction)[0]
+    if palette_fraction(first_input) < 0.5:
+        raise UsageError(f"--fcn-score needs a label map -> photo run, but the inputs ({run.config.direction} of "
+                         f"{files[0]}) are not Cityscapes colour label maps")
+
+    def load_ids(path):
+        return label_ids(load_pair(path, run.config.direction)[0], size)
+
+    return tf.data.Dataset.from_tensor_slices(files).map(load_ids).batch(batch_size)
+
+
+def _score_split(run: Restored, ds: tf.data.Dataset, files: list[str], segmenter: keras.Model | None, report_images: int):
+    """One pass of G over the split: per-image l1/psnr/ssim, the segmenter's confusion matrices, report rows."""
+    per_image: dict[str, list[float]] = {name: [] for name in IMAGE_METRIC_NAMES}
+    confusion = {kind: np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64) for kind in ("generated", "real")}
+    rows: list[dict] = []
+    to_rgb = make_task(run.config).to_rgb
+    for batch in ds:
+        (x, y), ids = batch if segmenter is not None else (batch, None)
+        fake = run.generator(x, training=False)
+        # Scored and shown as RGB pictures: for colorization, L with the predicted / true ab.
+        fake, y, shown_x = to_rgb(x, fake), to_rgb(x, y), to_rgb(x)
+        scores = {name: values.numpy() for name, values in image_metrics(fake, y).items()}
+        first = len(per_image["l1"])  # index of this batch's first file
+        for name in IMAGE_METRIC_NAMES:
+            per_image[name].extend(scores[name].tolist())
+        columns = {"input": to_uint8(shown_x).numpy(), "generated": to_uint8(fake).numpy(), "target": to_uint8(y).numpy()}
+        if segmenter is not None:
+            for kind, photos in (("generated", fake), ("real", y)):
+                predicted = predict_ids(segmenter, photos)
+                confusion[kind] += confusion_matrix(ids, predicted, NUM_CLASSES).numpy()
+                columns[f"segmented {kind}"] = ids_to_colours(predicted.numpy())
+        for i in range(min(len(x), report_images - len(rows))):
+            path = files[first + i]  # a side-by-side file, or the (A, B) files of the A/ B/ layout
+            rows.append({"name": os.path.basename(path if isinstance(path, str) else path[0]), "images": {k: v[i] for k, v in columns.items()},
+                         "metrics": {name: scores[name][i] for name in IMAGE_METRIC_NAMES}})
+    return per_image, confusion, rows
+
+
+def evaluate(config: EvalConfig) -> dict:
+    """Scores the latest checkpoint of a run on a split and writes REPORT_DIR/index.html and metrics.json.
+
+    Returns:
+        The contents of metrics.json: means of `l1, psnr, ssim` over the split, and with a segmenter
+        `fcn_score` = {generated, real, ratio} of `pixel_acc, class_acc, class_iou`.
+    """
+    setup_logging("")
+    run = restore_generator(config.checkpoint_dir)
+    data_dir = _data_dir(config, run)
+    task = make_task(run.config)
+    files = task.list_files(data_dir, config.split)[: config.max_images or None]
+    segmenter = load_segmenter(config.fcn_score) if config.fcn_score else None
+    logger.info("evaluating %s (epoch %d) on %d %s images of %s", run.checkpoint, run.epoch, len(files), config.split, data_dir)
+    ds = make_eval_dataset(files, run.config, batch_size=config.batch_size, example_fn=task.eval_example)
+    if segmenter is not None:
+        ds = tf.data.Dataset.zip(ds, _label_dataset(files, run, tuple(segmenter.input_shape[1:3]), config.batch_size))
+    per_image, confusion, rows = _score_split(run, ds, files, segmenter, config.report_images)
+
+    results = {
+        "checkpoint": run.checkpoint, "epoch": run.epoch, "data_dir": data_dir, "split": config.split,
+        "num_images": len(files), "image_size": list(run.config.image_size), "direction": run.config.direction,
+        **{name: float(np.mean(values)) for name, values in per_image.items()},
+    }  # fmt: skip
+    if segmenter is not None:
+        generated, real = segmentation_scores(confusion["generated"]), segmentation_scores(confusion["real"])
+        ratio = {k: generated[k] / real[k] if real[k] else float("nan") for k in SEGMENTATION_METRIC_NAMES}
+        results["fcn_score"] = {"segmenter": config.fcn_score, "generated": generated, "real": real, "ratio": ratio}
+    report_dir = config.report_dir or os.path.join(run.run_dir, "report")
+    write_json(os.path.join(report_dir, "metrics.json"), results)
+    write_report(report_dir, results, rows, plots_dir=os.path.join(run.run_dir, "plots"))
+    logger.info("%s", " ".join(f"{name}={results[name]:.4g}" for name in IMAGE_METRIC_NAMES))
+    if segmenter is not None:
+        for kind in ("generated", "real", "ratio"):
+            logger.info("FCN-score %s: %s", kind, " ".join(f"{k}={v:.3f}" for k, v in results["fcn_score"][kind].items()))
+    logger.info("report: %s", os.path.join(report_dir, "index.html"))
+    return results

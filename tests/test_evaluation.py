@@ -1,0 +1,144 @@
+"""Per-epoch image metrics, evaluate.py's report and metrics.json, and the FCN-score segmenter."""
+
+import html.parser
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import evaluate as evaluate_script
+import train as train_script
+from pix2pix_tf import segmenter
+from pix2pix_tf.data import list_images
+from pix2pix_tf.palette import IGNORE, NUM_CLASSES
+
+
+def _json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def run_dir(pair_dir, tmp_path_factory):
+    """A 2-epoch run of train.py at 32x32 with tiny networks."""
+    out = str(tmp_path_factory.mktemp("run"))
+    assert train_script.main(["--data-dir", pair_dir, "--image-size", "32", "--batch-size", "4", "--generator-filters", "4",
+                              "--discriminator-filters", "4", "--epochs", "2", "--output-dir", out,
+                              "--log-file", os.path.join(out, "train.log"), "--num-samples", "0"]) == 0  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="module")
+def segmenter_dir(pair_dir, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("segmenter"))
+    assert segmenter.main(["train", "--data-dir", pair_dir, "--image-size", "32", "--filters", "8", "--batch-size", "4",
+                           "--epochs", "8", "--output-dir", out]) == 0  # fmt: skip
+    return out
+
+
+def test_training_logs_val_image_metrics_every_epoch(run_dir):
+    history = _json(os.path.join(run_dir, "history.json"))
+    for row in history:
+        assert 0 < row["val_l1"] < 255 and 0 < row["val_psnr"] < 60 and -1 <= row["val_ssim"] <= 1, row
+        # l1 is measured on [0, 255] after rounding; g_l1 on [-1, 1]: the same error, 127.5x larger.
+        assert row["val_l1"] == pytest.approx(127.5 * row["val_g_l1"], rel=0.01)
+        assert "psnr" not in row  # validation only: the train step reports losses
+    assert os.path.getsize(os.path.join(run_dir, "plots", "metrics.png")) > 0
+    events = EventAccumulator(os.path.join(run_dir, "tensorboard", "validation")).Reload()
+    assert {"epoch_l1", "epoch_psnr", "epoch_ssim"} <= set(events.Tags()["tensors"])
+
+
+def test_segmenter_trains_and_beats_chance(pair_dir, segmenter_dir):
+    config = segmenter.SegmenterConfig(data_dir=pair_dir, image_size=32, batch_size=4)
+    val = segmenter.make_dataset(list_images(pair_dir, "val"), config, training=False)
+    ids = np.concatenate([batch_ids.numpy().ravel() for _, batch_ids in val])
+    counts = np.bincount(ids[ids != IGNORE], minlength=NUM_CLASSES)
+    majority = counts.max() / counts.sum()  # pixel accuracy of always answering the commonest class
+    scores = segmenter.score(segmenter.load_segmenter(segmenter_dir), val)
+    assert scores["pixel_acc"] > majority + 0.1, (scores, majority)
+    assert scores["class_acc"] > 1.5 / np.count_nonzero(counts), scores  # a constant answer gets 1/classes
+    saved = _json(os.path.join(segmenter_dir, "scores.json"))["real_photos"]
+    assert saved == pytest.approx(scores)
+    assert [row["epoch"] for row in _json(os.path.join(segmenter_dir, "history.json"))] == list(range(1, 9))
+
+
+def test_segmenter_continues_when_epochs_are_raised(pair_dir, segmenter_dir, capsys):
+    argv = ["train", "--data-dir", pair_dir, "--image-size", "32", "--filters", "8", "--batch-size", "4",
+            "--epochs", "9", "--output-dir", segmenter_dir]  # fmt: skip
+    assert segmenter.main(argv) == 0
+    assert [row["epoch"] for row in _json(os.path.join(segmenter_dir, "history.json"))] == list(range(1, 10))
+    model = keras.models.load_model(os.path.join(segmenter_dir, segmenter.MODEL_FILE))
+    assert int(model.optimizer.iterations) == 9 * (12 // 4)  # 8 epochs restored + 1 trained, 3 steps each
+    with pytest.raises(SystemExit) as exc:  # another network in the same folder is refused, not mixed
+        segmenter.main([*argv[:6], "16", *argv[7:]])
+    assert exc.value.code == 2 and "trained with --filters 8" in capsys.readouterr().err
+
+
+class _Images(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.sources = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.sources.append(dict(attrs)["src"])
+
+
+def test_evaluate_writes_metrics_and_a_report_with_working_images(run_dir, segmenter_dir, tmp_path):
+    report = str(tmp_path / "report")
+    assert evaluate_script.main(["--checkpoint-dir", run_dir, "--report-dir", report, "--report-images", "3",
+                                 "--batch-size", "3", "--fcn-score", segmenter_dir]) == 0  # fmt: skip
+    metrics = _json(os.path.join(report, "metrics.json"))
+    assert metrics["num_images"] == 4 and metrics["epoch"] == 2 and metrics["split"] == "val"
+    # The same generator on the same 4 val images as the last epoch's validation.
+    last = _json(os.path.join(run_dir, "history.json"))[-1]
+    for name in ("l1", "psnr", "ssim"):
+        assert metrics[name] == pytest.approx(last["val_" + name], rel=1e-4, abs=1e-4), name
+    fcn = metrics["fcn_score"]
+    assert fcn["real"] == pytest.approx(_json(os.path.join(segmenter_dir, "scores.json"))["real_photos"])
+    for key in ("pixel_acc", "class_acc", "class_iou"):
+        assert 0 <= fcn["generated"][key] <= 1
+        assert fcn["ratio"][key] == pytest.approx(fcn["generated"][key] / fcn["real"][key])
+
+    parser = _Images()
+    with open(os.path.join(report, "index.html")) as f:
+        parser.feed(f.read())
+    samples = [src for src in parser.sources if src.startswith("images/")]
+    assert len(samples) == 3 * 5  # input, generated, target, segmented generated, segmented real
+    for src in samples:
+        assert tf.io.decode_png(tf.io.read_file(os.path.join(report, src))).shape == (32, 32, 3), src
+    plots = [src for src in parser.sources if not src.startswith("images/")]
+    assert plots and all(os.path.isfile(os.path.join(report, src)) for src in plots)  # the run's curves
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--checkpoint-dir", "/no/such/run"], "config.json not found"),
+        (["--fcn-score", "/no/such/segmenter"], "no segmenter at"),
+        (["--batch-size", "0"], "--batch-size >= 1"),
+    ],
+)
+def test_evaluate_errors_exit_2_with_one_line(argv, message, run_dir, capsys):
+    with pytest.raises(SystemExit) as exc:
+        evaluate_script.main(["--checkpoint-dir", run_dir] + argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_fcn_score_refuses_inputs_that_are_not_label_maps(pair_dir, run_dir, segmenter_dir, tmp_path, capsys):
+    os.makedirs(tmp_path / "swapped" / "val")
+    for path in list_images(pair_dir, "val"):  # photo on the right: the run (BtoA) would read photos as input
+        pair = tf.io.decode_jpeg(tf.io.read_file(path))
+        swapped = tf.concat([pair[:, pair.shape[1] // 2 :], pair[:, : pair.shape[1] // 2]], axis=1)
+        tf.io.write_file(str(tmp_path / "swapped" / "val" / os.path.basename(path)), tf.io.encode_jpeg(swapped))
+    with pytest.raises(SystemExit) as exc:
+        evaluate_script.main(["--checkpoint-dir", run_dir, "--data-dir", str(tmp_path / "swapped"),
+                              "--report-dir", str(tmp_path / "report"), "--fcn-score", segmenter_dir])  # fmt: skip
+    assert exc.value.code == 2
+    assert "are not Cityscapes colour label maps" in capsys.readouterr().err
