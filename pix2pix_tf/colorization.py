@@ -88,6 +88,40 @@ def colorize(generator: keras.Model, images: tf.Tensor) -> tf.Tensor:
     return to_uint8(model_to_rgb(lightness, ab))
 
 
+def serving_functions(generator: keras.Model) -> dict:
+    """A colorizer's SavedModel endpoints, name -> (function, input signature), same names and keys as export.py's.
+
+    serving_default: uint8 images [N, h, w, C] (C = 1, 2, 3 or 4; any size) -> {"images": colorized uint8 RGB}.
+    translate_encoded: PNG/JPEG bytes [N] -> {"image_bytes": colorized PNGs}, each at its own size.
+    translate_float: the network itself, as in TFLite: L [N, H, W, 1] -> {"images": ab [N, H, W, 2]}, both [-1, 1].
+    """
+    size = tuple(int(side) for side in generator.input_shape[1:3])
+
+    def translate_images(images):
+        return {"images": colorize(generator, images)}
+
+    def translate_encoded(image_bytes):
+        def one(data):  # images differ in size, so one at a time
+            image = tf.io.decode_image(data, channels=3, expand_animations=False)
+            return tf.io.encode_png(colorize(generator, image[tf.newaxis])[0])
+
+        return {"image_bytes": tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec((), tf.string))}
+
+    def translate_float(images):
+        return {"images": generator(images, training=False)}
+
+    return {
+        "serving_default": (translate_images, [tf.TensorSpec((None, None, None, None), tf.uint8, name="images")]),
+        "translate_encoded": (translate_encoded, [tf.TensorSpec((None,), tf.string, name="image_bytes")]),
+        "translate_float": (translate_float, [tf.TensorSpec((None, *size, 1), tf.float32, name="images")]),
+    }
+
+
+def is_colorizer(generator: keras.Model) -> bool:
+    """A 1 -> 2 channel generator is an L -> ab colorizer (paired images are read with 1 or 3 channels)."""
+    return generator.input_shape[-1] == 1 and generator.output_shape[-1] == 2
+
+
 def decode_photo(path: tf.Tensor) -> tf.Tensor:
     """Any JPEG/PNG -> uint8 RGB [h, w, 3] (grayscale and RGBA files included)."""
     return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
@@ -104,7 +138,7 @@ def eval_example(path: tf.Tensor, image_size: tuple[int, int]) -> tuple[tf.Tenso
     return rgb_to_model(tf.image.resize(to_float(decode_photo(path)), image_size))
 
 
-def _walk_photos(folder: str) -> list[str]:
+def walk_photos(folder: str) -> list[str]:
     """Every JPEG/PNG under `folder`, recursively (photo collections often nest by album or class), sorted."""
     found = []
     for root, dirs, names in os.walk(folder):
@@ -128,11 +162,11 @@ def list_photos(data_dir: str, split: str, val_fraction: float) -> list[str]:
         raise UsageError(f"{data_dir} does not exist: --data-dir must be a folder of photos (JPEG/PNG)")
     train_dir, val_dir = os.path.join(data_dir, "train"), os.path.join(data_dir, "val")
     if (os.path.isdir(train_dir) and os.path.isdir(val_dir)) or split not in ("train", "val"):
-        photos = _walk_photos(os.path.join(data_dir, split))  # a further split (test/) is always a folder
+        photos = walk_photos(os.path.join(data_dir, split))  # a further split (test/) is always a folder
         if not photos:
             raise UsageError(f"no photos found in {os.path.join(data_dir, split)}: expected {'/'.join(IMAGE_EXTENSIONS)} files")
         return photos
-    pool = _walk_photos(train_dir if os.path.isdir(train_dir) else data_dir)
+    pool = walk_photos(train_dir if os.path.isdir(train_dir) else data_dir)
     if len(pool) < 2:
         raise UsageError(f"{data_dir} holds {len(pool)} photo(s): colorization needs at least 2 (some are held out for val)")
     order = np.random.default_rng(0).permutation(len(pool))
