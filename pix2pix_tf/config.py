@@ -91,6 +91,13 @@ class TrainConfig:
     # reproducibility
     seed: int = _field(42, "seed for weights, shuffling, crops/flips and dropout")
     deterministic: bool = _field(False, "bit-reproducible run: deterministic ops and input order (slower)")
+    # scale-out (pix2pix_tf.distribute)
+    strategy: str = _field(
+        "auto",
+        "tf.distribute strategy: auto = mirrored with >1 GPU, else default; multi-worker reads TF_CONFIG; "
+        "tpu finds the TPU by TPUClusterResolver ($TPU_NAME or the local/Colab TPU)",
+        ("auto", "default", "mirrored", "multi-worker", "tpu"),
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", parse_image_size(self.image_size))

@@ -46,6 +46,13 @@ class Pix2Pix(keras.Model):
         g_optimizer.build(self.generator.trainable_variables)
         d_optimizer.build(self.discriminator.trainable_variables)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras' symbolic build under a strategy has nothing to build here (G, D and both optimizers are
+        # built by now), and skipping it avoids two Keras 3 problems: it strategy.reduce()s a first batch,
+        # which MultiWorkerMirroredStrategy rejects (keras-team/keras#20585), and the extra input iterator
+        # it opens advances the seeded reshuffle, so the train stream would depend on the strategy.
+        return None
+
     @property
     def metrics(self):
         return list(self.trackers.values()) + list(self.image_trackers.values())
@@ -58,9 +65,13 @@ class Pix2Pix(keras.Model):
         real_logits = self.discriminator([x, y], training=training)
         # D sees the input with the output: it judges the translation, not the photo alone.
         fake_logits = self.discriminator([x, fake], training=training)
-        return generator_loss(fake_logits, fake, y, self.lambda_l1) | discriminator_loss(real_logits, fake_logits)
+        # Per-example [N] losses: a replica's share of the global batch mean is then exact (train_step).
+        return generator_loss(fake_logits, fake, y, self.lambda_l1, per_example=True) | discriminator_loss(
+            real_logits, fake_logits, per_example=True
+        )
 
     def _update_trackers(self, losses: dict) -> dict:
+        # Per-example values weigh every image equally, whichever replica (or partial batch) it came in.
         for name, tracker in self.trackers.items():
             tracker.update_state(losses[name])
         return {name: tracker.result() for name, tracker in self.trackers.items()}
@@ -70,9 +81,13 @@ class Pix2Pix(keras.Model):
         g_vars, d_vars = self.generator.trainable_variables, self.discriminator.trainable_variables
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             losses = self._compute_losses(x, y, training=True)
-        self.g_optimizer.apply(g_tape.gradient(losses["g_total"], g_vars), g_vars)
-        self.d_optimizer.apply(d_tape.gradient(losses["d_total"], d_vars), d_vars)
-        return self._update_trackers(losses)
+            # fit() runs this step once per replica and the optimizers SUM the replicas' gradients, so
+            # each replica takes its share of the GLOBAL batch mean: sum(local losses) / global batch.
+            g_loss = tf.nn.compute_average_loss(losses["g_total"])
+            d_loss = tf.nn.compute_average_loss(losses["d_total"])
+        self.g_optimizer.apply(g_tape.gradient(g_loss, g_vars), g_vars)
+        self.d_optimizer.apply(d_tape.gradient(d_loss, d_vars), d_vars)
+        return _for_fit(self._update_trackers(losses))
 
     def test_step(self, data):
         x, y = data
@@ -80,7 +95,15 @@ class Pix2Pix(keras.Model):
         logs = self._update_trackers(self._compute_losses(x, y, training=False, fake=fake))
         for name, values in image_metrics(self.to_rgb(x, fake), self.to_rgb(x, y)).items():
             self.image_trackers[name].update_state(values)
-        return logs | {name: tracker.result() for name, tracker in self.image_trackers.items()}
+        return _for_fit(logs | {name: tracker.result() for name, tracker in self.image_trackers.items()})
+
+
+def _for_fit(logs: dict) -> dict:
+    """A step's metrics as fit() can reduce them across replicas."""
+    if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        # Keras 3 reduces step outputs across workers with strategy.reduce(MEAN, axis=0), which needs an axis.
+        return {name: value[None] for name, value in logs.items()}
+    return logs
 
 
 def make_optimizer(lr: float, beta1: float) -> keras.optimizers.Adam:

@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from . import callbacks as cb
+from . import distribute
 from .colorization import write_synthetic_photos
 from .config import TrainConfig, UsageError
 from .data import make_eval_dataset, make_train_dataset, steps_per_epoch
@@ -26,6 +27,8 @@ logger = logging.getLogger("pix2pix_tf")
 
 # What a run leaves in OUTPUT_DIR; --restart moves these aside instead of deleting them.
 RUN_OUTPUTS = ("checkpoints", "history.json", "plots", "samples", "tensorboard", "config.json")
+# Callbacks that write run outputs: in a multi-worker run only the chief keeps them.
+CHIEF_ONLY_CALLBACKS = (cb.HistoryWriter, cb.SampleGrid, keras.callbacks.TensorBoard)
 
 
 def setup_logging(log_file: str) -> None:
@@ -172,9 +175,12 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     Raises:
         UsageError: the data folder is missing or empty.
     """
-    setup_logging(config.log_file)
+    strategy = distribute.make_strategy(config.strategy)  # first: multi-worker/TPU set up the TF runtime
+    chief = distribute.is_chief(strategy)  # only the chief writes logs, plots, samples, history, exports
+    setup_logging(config.log_file if chief else "")
+    distribute.check_batch_size(config.batch_size, strategy)
     out = config.output_dir
-    if config.restart:
+    if config.restart and chief:
         archive_previous_run(out)
     data_dir = resolve_data_dir(config) if config.dataset else config.data_dir
     task = make_task(config)
@@ -185,19 +191,24 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
         task.name, task.input_channels, task.output_channels,
     )
     logger.info("settings differing from the defaults: %s", config.non_defaults())
+    logger.info("strategy: %s", distribute.describe(strategy))
 
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    model = build_pix2pix(config)
-    checkpoint = make_checkpoint(model)
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(out, "checkpoints"), max_to_keep=config.keep_checkpoints)
+    with strategy.scope():  # variables (nets, optimizer slots, epoch) become the strategy's replicated ones
+        model = build_pix2pix(config)
+        checkpoint = make_checkpoint(model)
+    manager = distribute.checkpoint_manager(
+        checkpoint, os.path.join(out, "checkpoints"), config.keep_checkpoints, strategy, resume=not config.restart
+    )
     if manager.latest_checkpoint:
         check_resumable(config, os.path.join(out, "config.json"))
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logger.info("resumed from %s (epoch %d)", manager.latest_checkpoint, int(checkpoint.epoch))
-    initial_epoch = int(checkpoint.epoch)
-    config.save(os.path.join(out, "config.json"))
+        logger.info("resumed from %s (epoch %d)", manager.latest_checkpoint, int(checkpoint.epoch.numpy()))
+    initial_epoch = int(checkpoint.epoch.numpy())
+    if chief:
+        config.save(os.path.join(out, "config.json"))
     if initial_epoch >= config.epochs:
         logger.info("already trained %d of %d epochs: nothing to do (raise --epochs or pass --restart)", initial_epoch, config.epochs)
         return None
@@ -215,7 +226,9 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
         keras.callbacks.TensorBoard(os.path.join(out, "tensorboard"), write_graph=False),
         cb.EpochLogger(logger, config.epochs),
     ]
-    if config.num_samples:
+    if not chief:  # workers train and checkpoint (every worker must join a save) but write no outputs
+        callbacks = [c for c in callbacks if not isinstance(c, CHIEF_ONLY_CALLBACKS)]
+    if config.num_samples and chief:
         samples_dir, tensorboard_dir = os.path.join(out, "samples"), os.path.join(out, "tensorboard")
         callbacks.insert(2, cb.SampleGrid(sample_inputs, sample_targets, samples_dir, tensorboard_dir, task.to_rgb))
     logger.info(

@@ -1,0 +1,213 @@
+"""export.py's run: every requested format written, then measured into export_report.json (size, latency, fidelity)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import os
+import platform
+import time
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .config import TrainConfig, UsageError, _field
+from .data import list_images, load_pair, resize_pair
+from .export import (
+    FORMATS,
+    TFLITE_MODES,
+    convert_tflite_modes,
+    export_saved_model,
+    is_safe_model_name,
+    load_generator,
+    model_size,
+    tflite_name,
+)
+from .files import atomic_path, write_json
+from .litert import LiteRTGenerator
+
+logger = logging.getLogger("pix2pix_tf")
+
+PEAK = 2.0  # the generator's output range [-1, 1]: PSNR here equals PSNR of the uint8 images
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """What export.py writes and from which model; its flags are generated from these fields."""
+
+    checkpoint_dir: str = _field("outputs/checkpoints", "checkpoints/ of a train.py run (config.json is read from its parent)")
+    keras_file: str = _field("", "a .keras generator file instead of --checkpoint-dir (loaded with safe_mode)")
+    export_dir: str = _field("exports", "base folder: the SavedModel goes to EXPORT_DIR/MODEL_NAME/VERSION, TFLite next to it")
+    model_name: str = _field("pix2pix", "TF Serving model name (folder under --export-dir)")
+    version: int = _field(0, "SavedModel version; 0 = one more than the highest existing")
+    overwrite: bool = _field(False, "replace an existing version / TFLite files instead of refusing")
+    formats: str = _field(",".join(FORMATS), f"comma-separated subset of {','.join(FORMATS)}")
+    calibration_dir: str = _field("", "pair images whose input halves calibrate int8_full; default: the run's train/")
+    calibration_count: int = _field(100, "calibration images used for int8_full")
+    eval_dir: str = _field("", "held-out pair images for the fidelity figures; default: the run's val/")
+    eval_count: int = _field(8, "held-out images compared against the Keras generator")
+    direction: str = _field("", "which half of a pair is the input; default: the run's --direction (BtoA)", ("", "AtoB", "BtoA"))
+    latency_runs: int = _field(20, "timed one-image calls per format for the latency figures")
+
+    def __post_init__(self) -> None:
+        unknown = set(self.format_list) - set(FORMATS)
+        if unknown or not self.format_list:
+            raise UsageError(f"--formats {self.formats!r}: choose from {','.join(FORMATS)}")
+        if not is_safe_model_name(self.model_name):
+            raise UsageError(f"--model-name {self.model_name!r} must be a plain folder name (letters, digits, _ . -)")
+        for name in ("version", "calibration_count", "eval_count", "latency_runs"):
+            if getattr(self, name) < (0 if name == "version" else 1):
+                raise UsageError(f"--{name.replace('_', '-')} is out of range: {getattr(self, name)}")
+
+    @property
+    def format_list(self) -> list[str]:
+        return [f.strip() for f in self.formats.split(",") if f.strip()]
+
+
+def load_inputs(split_dir: str, direction: str, image_size: tuple[int, int], count: int) -> np.ndarray:
+    """The first `count` input images of a split folder, as float32 [-1, 1] at `image_size`.
+
+    `split_dir` is DATA/train or DATA/val, in any layout data.list_images reads (side-by-side
+    files, or the A/ B/ layout: DATA/A/train + DATA/B/train, or DATA/train/A + DATA/train/B).
+
+    Raises:
+        UsageError: the folder is missing or holds no images.
+    """
+    split_dir = os.path.abspath(split_dir)
+    parent, split = os.path.dirname(split_dir), os.path.basename(split_dir)
+    files = list_images(parent, split)
+    inputs = [resize_pair(*load_pair(tf.constant(path), direction), image_size)[0].numpy() for path in files[:count]]
+    return np.stack(inputs).astype(np.float32)
+
+
+def max_abs_error(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+
+
+def psnr_db(a: np.ndarray, b: np.ndarray) -> float | None:
+    """PSNR over the whole batch for [-1, 1] images; None when they are identical (infinite PSNR)."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return None if mse == 0 else 10 * np.log10(PEAK**2 / mse)
+
+
+def mean_latency_ms(fn: Callable[[np.ndarray], object], image: np.ndarray, runs: int, warmup: int = 2) -> float:
+    """Mean wall time of `fn` on one [1, H, W, 3] image, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn(image)
+    start = time.perf_counter()
+    for _ in range(runs):
+        fn(image)
+    return (time.perf_counter() - start) / max(runs, 1) * 1000
+
+
+def size_bytes(path: str) -> int:
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
+
+
+def measure(
+    runners: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]],
+    generator: keras.Model,
+    inputs: np.ndarray,
+    latency_runs: int,
+) -> dict:
+    """Report entries for the Keras generator and each `runners` name -> (artifact path, float fn)."""
+    reference = generator(inputs, training=False).numpy()
+    one = inputs[:1]
+    formats = {
+        "keras": {
+            "params": int(generator.count_params()),
+            "latency_ms": mean_latency_ms(lambda x: generator(x, training=False), one, latency_runs),
+        }
+    }
+    for name, (path, fn) in runners.items():
+        outputs = np.asarray(fn(inputs))
+        if not np.all(np.isfinite(outputs)):
+            raise RuntimeError(f"{name} ({path}) produced NaN/inf outputs: the export is broken")
+        formats[name] = {
+            "path": path,
+            "size_bytes": size_bytes(path),
+            "latency_ms": mean_latency_ms(fn, one, latency_runs),
+            "max_abs_error": max_abs_error(outputs, reference),
+            "psnr_db": psnr_db(outputs, reference),
+        }
+    return formats
+
+
+def environment() -> dict:
+    """Where the figures were measured: they only compare within one report."""
+    return {
+        "date": datetime.date.today().isoformat(),
+        "machine": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+
+
+def _default_split_dir(run: TrainConfig | None, checkpoint_dir: str, split: str) -> str:
+    """The run's own data split: the synthetic set train.py drew into the run folder, a fetched
+    public dataset under --data-root, or --data-dir; "" when unknown (a .keras file, a TFDS source)."""
+    if run is None or run.data_source == "tfds":
+        return ""
+    if run.dataset == "synthetic":
+        return os.path.join(os.path.dirname(os.path.abspath(checkpoint_dir)), "data", "synthetic", split)
+    return os.path.join(os.path.join(run.data_root, run.dataset) if run.dataset else run.data_dir, split)
+
+
+def run_export(config: ExportConfig) -> dict:
+    """Loads the generator, writes every requested format under `config.export_dir`, measures them.
+
+    Returns:
+        The report, also written to EXPORT_DIR/MODEL_NAME/export_report.json.
+
+    Raises:
+        UsageError: a missing model / data folder, or outputs that exist without --overwrite.
+    """
+    generator, run = load_generator(config.checkpoint_dir, config.keras_file)
+    size = model_size(generator)
+    direction = config.direction or (run.direction if run else "BtoA")
+    eval_dir = config.eval_dir or _default_split_dir(run, config.checkpoint_dir, "val")
+    if not eval_dir:
+        raise UsageError("no held-out images for the fidelity figures: pass --eval-dir (a folder of pair images)")
+    inputs = load_inputs(eval_dir, direction, size, config.eval_count)
+    model_dir = os.path.join(config.export_dir, config.model_name)
+    formats = config.format_list
+    tflite_modes = [mode for mode in TFLITE_MODES if mode in formats]
+    paths = {mode: os.path.join(model_dir, tflite_name(mode)) for mode in tflite_modes}
+    existing = [path for path in paths.values() if os.path.exists(path)]
+    if existing and not config.overwrite:
+        raise UsageError(f"{existing[0]} already exists: pass --overwrite to replace it")
+    calibration = None
+    if "int8_full" in tflite_modes:
+        calibration_dir = config.calibration_dir or _default_split_dir(run, config.checkpoint_dir, "train")
+        if not calibration_dir:
+            raise UsageError("int8_full needs calibration images: pass --calibration-dir (a folder of pair images)")
+        calibration = load_inputs(calibration_dir, direction, size, config.calibration_count)
+    runners = {}
+    if "savedmodel" in formats:
+        path = export_saved_model(generator, config.export_dir, config.model_name, config.version or None, config.overwrite)
+        logger.info("SavedModel written to %s", path)
+        translate = tf.saved_model.load(path).signatures["translate_float"]
+        runners["savedmodel"] = (path, lambda x: translate(images=tf.constant(x))["images"].numpy())
+    for mode, flatbuffer in convert_tflite_modes(generator, tflite_modes, calibration).items():
+        path = paths[mode]
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(flatbuffer)
+            os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; deployables are read by other users
+        logger.info("TFLite %s written to %s (%d bytes)", mode, path, len(flatbuffer))
+        runners[f"tflite_{mode}"] = (path, LiteRTGenerator(path))
+    report = {
+        "model": {"image_size": list(size), "source": config.keras_file or tf.train.latest_checkpoint(config.checkpoint_dir)},
+        "eval": {"dir": eval_dir, "images": len(inputs), "calibration_images": 0 if calibration is None else len(calibration)},
+        "formats": measure(runners, generator, inputs, config.latency_runs),
+        "environment": environment(),
+    }
+    write_json(os.path.join(model_dir, "export_report.json"), report)
+    return report

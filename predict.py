@@ -1,0 +1,13 @@
+"""Translate images with a trained or exported pix2pix generator (see pix2pix_tf/predict.py for every flag).
+
+    python predict.py labels/ --output-dir predictions                        # latest checkpoint of outputs/
+    python predict.py 'val/*.jpg' --pairs BtoA --side-by-side --backend savedmodel --model exports/pix2pix
+    python predict.py img.png --backend serving-rest --server http://localhost:8501
+"""
+
+import sys
+
+from pix2pix_tf.predict import main
+
+if __name__ == "__main__":
+    sys.exit(main())
