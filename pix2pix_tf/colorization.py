@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 import keras
 import numpy as np
@@ -75,15 +76,19 @@ def as_rgb(images: tf.Tensor) -> tf.Tensor:
     return tf.gather(images, index, axis=-1)
 
 
-def colorize(generator: keras.Model, images: tf.Tensor) -> tf.Tensor:
+def colorize(images: tf.Tensor, predict_ab: Callable, size: tuple[int, int]) -> tf.Tensor:
     """uint8 images [N, h, w, C] of any size (gray or colour) -> colorized uint8 RGB [N, h, w, 3].
 
     L is taken from the input at its own resolution; only ab comes from the network (run at its
-    size and resized back), so the output keeps every detail of the input's lightness.
+    `size` and resized back), so the output keeps every detail of the input's lightness.
+
+    Args:
+        images: uint8 [N, h, w, C], C = 1, 2, 3 or 4.
+        predict_ab: the network, L [N, H, W, 1] -> ab [N, H, W, 2] in [-1, 1] (Keras or a TFLite runner).
+        size: the network's (H, W).
     """
     lightness, _ = rgb_to_model(to_float(as_rgb(images)))  # [N, h, w, 1]
-    size = tuple(int(side) for side in generator.input_shape[1:3])
-    ab = generator(tf.image.resize(lightness, size, antialias=True), training=False)  # [N, H, W, 2]
+    ab = predict_ab(tf.image.resize(lightness, size, antialias=True))  # [N, H, W, 2]
     ab = tf.image.resize(ab, tf.shape(images)[1:3])  # [N, h, w, 2]
     return to_uint8(model_to_rgb(lightness, ab))
 
@@ -97,13 +102,16 @@ def serving_functions(generator: keras.Model) -> dict:
     """
     size = tuple(int(side) for side in generator.input_shape[1:3])
 
+    def predict_ab(lightness):
+        return generator(lightness, training=False)
+
     def translate_images(images):
-        return {"images": colorize(generator, images)}
+        return {"images": colorize(images, predict_ab, size)}
 
     def translate_encoded(image_bytes):
         def one(data):  # images differ in size, so one at a time
             image = tf.io.decode_image(data, channels=3, expand_animations=False)
-            return tf.io.encode_png(colorize(generator, image[tf.newaxis])[0])
+            return tf.io.encode_png(colorize(image[tf.newaxis], predict_ab, size)[0])
 
         return {"image_bytes": tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec((), tf.string))}
 

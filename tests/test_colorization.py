@@ -160,7 +160,7 @@ def test_colorize_keeps_the_input_lightness_at_any_size():
     # A stand-in network predicting ab = 0: colorizing gray must give the same gray back, at the input size.
     inputs = keras.Input((32, 32, 1))
     no_colour = keras.Model(inputs, keras.layers.Lambda(lambda l: tf.concat([l, l], -1) * 0.0)(inputs))
-    serve = tf.function(lambda images: colorize(no_colour, images), input_signature=[tf.TensorSpec((None, None, None, None), tf.uint8)])
+    serve = tf.function(lambda images: colorize(images, no_colour, (32, 32)), input_signature=[tf.TensorSpec((None, None, None, None), tf.uint8)])
     for images in (gray, rgb, rgba):  # one graph for every channel count, as a serving signature needs
         out = serve(tf.constant(images)).numpy()
         assert out.shape == (2, 40, 24, 3) and out.dtype == np.uint8

@@ -8,7 +8,10 @@ import pytest
 import tensorflow as tf
 
 import evaluate as evaluate_script
+import export as export_script
 import train as train_script
+from pix2pix_tf.colorization import rgb_to_lab
+from pix2pix_tf.litert import LiteRTGenerator
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +56,27 @@ def test_evaluate_py_reports_rgb_reconstructions(colorization_run):
     assert len(images) == 6  # input | generated | target for the 2 val photos
     for name in images:
         assert tf.io.decode_png(tf.io.read_file(os.path.join(out, "report", "images", name))).shape == (32, 32, 3)
+
+
+def test_export_py_serves_colorized_rgb_for_gray_and_rgb_inputs(colorization_run, tmp_path):
+    out, _ = colorization_run
+    exports = str(tmp_path / "exports")
+    assert export_script.main(["--checkpoint-dir", os.path.join(out, "checkpoints"), "--export-dir", exports,
+                               "--formats", "savedmodel,fp32", "--eval-count", "2", "--latency-runs", "1"]) == 0
+    signatures = tf.saved_model.load(os.path.join(exports, "pix2pix", "1")).signatures
+    rgb = np.random.default_rng(0).integers(0, 256, (2, 40, 56, 3), dtype=np.uint8)
+    gray = rgb[..., :1]
+    from_rgb = signatures["serving_default"](images=tf.constant(rgb))["images"].numpy()
+    from_gray = signatures["serving_default"](images=tf.constant(gray))["images"].numpy()
+    assert from_rgb.shape == from_gray.shape == (2, 40, 56, 3) and from_rgb.dtype == np.uint8
+    # L comes from the input: the colorized gray image keeps the input's lightness.
+    lightness = rgb_to_lab(from_gray.astype(np.float32) / 255)[..., 0].numpy()
+    assert np.abs(lightness - rgb_to_lab(np.repeat(gray, 3, -1).astype(np.float32) / 255)[..., 0].numpy()).mean() < 1.0
+    (png,) = signatures["translate_encoded"](image_bytes=tf.constant([tf.io.encode_png(gray[0]).numpy()]))["image_bytes"].numpy()
+    np.testing.assert_array_equal(tf.io.decode_png(png).numpy(), from_gray[0])
+    # translate_float and TFLite are the network itself: L [N, 32, 32, 1] -> ab [N, 32, 32, 2].
+    ab = signatures["translate_float"](images=tf.zeros((1, 32, 32, 1)))["images"]
+    assert ab.shape == (1, 32, 32, 2)
+    report = json.load(open(os.path.join(exports, "pix2pix", "export_report.json")))
+    assert report["formats"]["tflite_fp32"]["max_abs_error"] < 1e-4
+    assert LiteRTGenerator(os.path.join(exports, "pix2pix", "generator_fp32.tflite")).image_size == (32, 32)
