@@ -12,6 +12,7 @@ import export as export_script
 import train as train_script
 from pix2pix_tf.colorization import rgb_to_lab
 from pix2pix_tf.litert import LiteRTGenerator
+from pix2pix_tf.predict import main as predict_main
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +81,17 @@ def test_export_py_serves_colorized_rgb_for_gray_and_rgb_inputs(colorization_run
     report = json.load(open(os.path.join(exports, "pix2pix", "export_report.json")))
     assert report["formats"]["tflite_fp32"]["max_abs_error"] < 1e-4
     assert LiteRTGenerator(os.path.join(exports, "pix2pix", "generator_fp32.tflite")).image_size == (32, 32)
+
+    # predict.py: the checkpoint, SavedModel and TFLite backends colorize alike (TFLite: L -> ab inside colorize()).
+    photos = os.path.join(out, "data", "synthetic_photos")
+    results = {}
+    for backend, flags in {"checkpoint": ["--checkpoint-dir", os.path.join(out, "checkpoints")],
+                           "savedmodel": ["--model", os.path.join(exports, "pix2pix")],
+                           "tflite": ["--model", os.path.join(exports, "pix2pix", "generator_fp32.tflite")]}.items():
+        out_dir = str(tmp_path / backend)
+        assert predict_main([photos, "--backend", backend, "--output-dir", out_dir] + flags) == 0
+        results[backend] = [tf.io.decode_png(tf.io.read_file(os.path.join(out_dir, f))).numpy() for f in sorted(os.listdir(out_dir))]
+    assert len(results["checkpoint"]) == 10 and results["checkpoint"][0].shape == (32, 32, 3)
+    for backend in ("savedmodel", "tflite"):
+        for a, b in zip(results["checkpoint"], results[backend]):
+            assert np.abs(a.astype(int) - b.astype(int)).max() <= 1, backend
