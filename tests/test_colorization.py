@@ -22,6 +22,8 @@ from pix2pix_tf.colorization import (
 )
 from pix2pix_tf.config import TrainConfig, UsageError
 from pix2pix_tf.data import make_train_dataset, to_float
+from pix2pix_tf.export import serving_functions
+from pix2pix_tf.models import build_generator
 from pix2pix_tf.tasks import make_task
 from pix2pix_tf.training import build_pix2pix
 
@@ -165,3 +167,15 @@ def test_colorize_keeps_the_input_lightness_at_any_size():
         out = serve(tf.constant(images)).numpy()
         assert out.shape == (2, 40, 24, 3) and out.dtype == np.uint8
         assert np.abs(out.astype(int) - rgb).max() <= 1
+
+
+@pytest.mark.parametrize("channels", [(1, 3), (3, 1)])
+def test_paired_serving_functions_convert_inputs_to_the_model_channels(channels):
+    generator = build_generator((32, 32), *channels, filters=4, depth=5)
+    functions = {name: fn for name, (fn, _) in serving_functions(generator).items()}
+    rgb = np.random.default_rng(3).integers(0, 256, (2, 40, 24, 3), dtype=np.uint8)
+    for images in (rgb, rgb[..., :1]):  # RGB and gray clients alike
+        out = functions["serving_default"](tf.constant(images))["images"]
+        assert out.shape == (2, 40, 24, channels[1]) and out.dtype == tf.uint8
+    (png,) = functions["translate_encoded"](tf.constant([tf.io.encode_png(rgb[0]).numpy()]))["image_bytes"].numpy()
+    assert tf.io.decode_png(png).shape == (40, 24, channels[1])
