@@ -1,0 +1,245 @@
+"""The demo server: endpoint validation, concurrency, examples, and the page driven in a real headless chromium."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import pathlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pix2pix_tf import demo
+from pix2pix_tf.export import export_saved_model
+from pix2pix_tf.labelmaps import Examples, snap_to_palette
+from pix2pix_tf.models import build_generator
+from pix2pix_tf.serving import SIGNATURE
+
+MODEL_SIZE = (32, 32)
+CHROMIUM = os.environ.get("PIX2PIX_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage",  # containers often give /dev/shm 64 MB, too little for chromium
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> str:
+    """A real export (TF Serving layout) of a tiny generator: EXPORT_BASE/pix2pix/1."""
+    generator = build_generator(MODEL_SIZE, filters=4, depth=5)
+    # An untrained net outputs ~0 everywhere (a flat grey); scaling its last layer spreads the output
+    # over the colour range, so "the result is not blank" is something a broken page could fail.
+    kernel = generator.get_layer("output_deconv").kernel
+    kernel.assign(kernel * 300.0)
+    return export_saved_model(generator, str(tmp_path_factory.mktemp("exports")))
+
+
+@pytest.fixture(scope="module")
+def server(model_dir, pair_dir):
+    srv = demo.DemoServer(("127.0.0.1", 0), demo.Translator(model_dir), Examples(pair_dir))
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _request(server, method: str, path: str, body: bytes = b"", content_type: str = "image/png"):
+    host, port = server.server_address[:2]
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    try:
+        conn.request(method, path, body=body or None, headers={"Content-Type": content_type} if body else {})
+        response = conn.getresponse()
+        return response.status, response.getheader("Content-Type"), response.read()
+    finally:
+        conn.close()
+
+
+def _png(height: int, width: int, seed: int = 0) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return tf.io.encode_png(pixels).numpy()
+
+
+def _decode(data: bytes) -> np.ndarray:
+    return tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+
+
+def test_translate_returns_the_models_png_of_the_same_size(server, model_dir):
+    image = _png(24, 40)
+    status, content_type, body = _request(server, "POST", "/api/translate", image)
+    assert (status, content_type) == (200, "image/png")
+    assert _decode(body).shape == (24, 40, 3)
+    direct = tf.saved_model.load(model_dir).signatures[SIGNATURE](image_bytes=tf.constant([image]))
+    np.testing.assert_array_equal(_decode(body), _decode(direct["image_bytes"].numpy()[0]))
+    jpeg = tf.io.encode_jpeg(_decode(image)).numpy()
+    status, _, body = _request(server, "POST", "/api/translate", jpeg, "image/jpeg")
+    assert status == 200 and _decode(body).shape == (24, 40, 3)
+
+
+@pytest.mark.parametrize(
+    "body, content_type, status, message",
+    [
+        (b"definitely not an image", "image/png", 400, "not a PNG or JPEG"),
+        (_png(16, 16)[:60], "image/png", 400, "could not be decoded"),  # valid header, truncated pixels
+        (b"\xff\xd8\xff\xe0 broken", "image/jpeg", 400, "broken JPEG"),
+        (_png(1, demo.MAX_SIDE + 1), "image/png", 400, "each side must be"),
+        (_png(16, 16), "text/plain", 415, "send image/png"),
+    ],
+)
+def test_bad_requests_get_a_json_error(server, body, content_type, status, message):
+    got_status, got_type, got_body = _request(server, "POST", "/api/translate", body, content_type)
+    assert (got_status, got_type) == (status, "application/json")
+    assert message in json.loads(got_body)["error"]
+
+
+def test_too_big_is_413_and_the_server_keeps_serving(server):
+    status, _, body = _request(server, "POST", "/api/translate", b"\x89PNG" + bytes(demo.MAX_BYTES))
+    assert status == 413 and "limit" in json.loads(body)["error"]
+    assert _request(server, "POST", "/api/translate", _png(8, 8))[0] == 200
+    assert _request(server, "GET", "/nope")[0] == 404
+
+
+def test_concurrent_requests_each_get_their_own_result(server):
+    images = [_png(8 + 4 * i, 40 - 4 * i, seed=i) for i in range(8)]
+    sequential = [_request(server, "POST", "/api/translate", image)[2] for image in images]
+    with ThreadPoolExecutor(8) as pool:
+        concurrent = list(pool.map(lambda image: _request(server, "POST", "/api/translate", image), images))
+    for image, expected, (status, _, body) in zip(images, sequential, concurrent):
+        assert status == 200
+        assert _decode(body).shape == _decode(image).shape
+        np.testing.assert_array_equal(_decode(body), _decode(expected))
+
+
+def test_info_lists_the_cityscapes_palette(server):
+    status, content_type, body = _request(server, "GET", "/api/info")
+    info = json.loads(body)
+    assert (status, content_type, info["examples"], info["canvas"]) == (200, "application/json", 4, 256)
+    colours = {entry["name"]: tuple(entry["rgb"]) for entry in info["palette"]}
+    assert len(colours) == 20 and colours["road"] == (128, 64, 128) and colours["traffic sign"] == (220, 220, 0)
+    assert colours["bicycle"] == (119, 11, 32) and colours["void"] == (0, 0, 0)
+
+
+def test_example_is_the_right_half_resized_and_snapped(server, pair_dir):
+    status, content_type, body = _request(server, "GET", "/api/examples/1.png")
+    assert (status, content_type) == (200, "image/png")
+    pair = _decode(tf.io.read_file(os.path.join(pair_dir, "val", "00002.jpg")).numpy())  # [64, 128, 3]
+    label = np.repeat(np.repeat(pair[:, 64:], 4, axis=0), 4, axis=1)  # the RIGHT half, nearest 64 -> 256
+    np.testing.assert_array_equal(_decode(body), snap_to_palette(label))
+    assert _request(server, "GET", "/api/examples/x.png")[0] == 404
+
+
+def test_snap_to_palette_exact_values():
+    pixels = np.array([[[138, 59, 128], [1, 2, 3], [83, 2, 79], [148, 118, 95]]], np.uint8)
+    # road, void black, and two unscored labels (ground, guard rail) that keep their own colours
+    expected = np.array([[[128, 64, 128], [0, 0, 0], [81, 0, 81], [150, 120, 90]]], np.uint8)
+    np.testing.assert_array_equal(snap_to_palette(pixels), expected)
+
+
+def test_image_dimensions_from_headers():
+    assert demo.image_dimensions(_png(7, 300)) == (7, 300)
+    assert demo.image_dimensions(tf.io.encode_jpeg(np.zeros((9, 21, 3), np.uint8)).numpy()) == (9, 21)
+
+
+def test_model_folder_resolution_and_cli_errors(tmp_path, model_dir, capsys):
+    # The model name folder of an export resolves to its highest version.
+    assert demo.Translator(os.path.dirname(model_dir)).model_dir == model_dir
+    with pytest.raises(SystemExit) as exit_info:
+        demo.main(["--model", str(tmp_path)])
+    assert exit_info.value.code == 2 and "no SavedModel" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        demo.main(["--model", model_dir, "--examples", str(tmp_path / "missing")])
+    assert exit_info.value.code == 2 and "--examples" in capsys.readouterr().err
+
+
+def test_page_paints_translates_and_shows_the_result(server, tmp_path):
+    """Headless chromium: pick road, paint, fill, undo, translate, download, live mode; shows the model's output."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium` (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1120, "height": 720})
+            errors, requests = [], []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("request", lambda request: requests.append(request.url))
+            page.goto(server.url)
+            page.wait_for_selector("body[data-ready=true]")
+            assert page.locator(".swatch").count() == 20
+
+            page.click("#example")  # example 1 of 4, then paint over it
+            page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Example 1')")
+            before = page.evaluate(_COUNT_COLOUR, [128, 64, 128])
+            page.click('.swatch[data-name="road"]')
+            assert page.get_attribute('.swatch[data-name="road"]', "aria-checked") == "true"
+            box = page.locator("#label").bounding_box()
+            page.mouse.move(box["x"] + 40, box["y"] + 60)
+            page.mouse.down()
+            for step in range(1, 11):
+                page.mouse.move(box["x"] + 40 + 30 * step, box["y"] + 60 + 8 * step)
+            page.mouse.up()
+            painted = page.evaluate(_COUNT_COLOUR, [128, 64, 128])
+            assert painted > before + 2000  # a 16 px brush dragged ~200 canvas px
+
+            page.check('input[name="tool"][value="fill"]')  # fill a region, then undo it
+            page.mouse.click(box["x"] + 3, box["y"] + 3)
+            assert page.evaluate(_COUNT_COLOUR, [128, 64, 128]) > painted
+            page.click("#undo")
+            assert page.evaluate(_COUNT_COLOUR, [128, 64, 128]) == painted
+
+            page.click("#translate")
+            page.wait_for_function("() => document.getElementById('result').dataset.generation === '1'")
+            shown = page.evaluate(_RESULT_PIXELS)
+            label_png = _data_url_bytes(page.evaluate("document.getElementById('label').toDataURL('image/png')"))
+            with page.expect_download() as download:
+                page.click("#download-result")
+            downloaded = pathlib.Path(download.value.path()).read_bytes()
+
+            page.check('input[name="tool"][value="brush"]')  # live mode: a new dot re-translates by itself
+            page.check("#live")
+            page.wait_for_function("() => document.getElementById('result').dataset.generation === '2'")
+            page.mouse.click(box["x"] + 300, box["y"] + 40)
+            page.wait_for_function("() => document.getElementById('result').dataset.generation === '3'")
+            page.screenshot(path=str(tmp_path / "demo.png"))
+            if os.environ.get("PIX2PIX_DEMO_SCREENSHOT"):  # how docs/demo.png is made
+                page.screenshot(path=os.environ["PIX2PIX_DEMO_SCREENSHOT"])
+        finally:
+            browser.close()
+    assert errors == []
+    assert [url for url in requests if not url.startswith((server.url, "blob:", "data:"))] == []  # works offline
+    assert (shown["width"], shown["height"]) == (256, 256)
+    result = _decode(_data_url_bytes(shown["png"]))
+    assert result.std() > 10  # not blank
+    # The page shows, and downloads, exactly what the model makes of the painted canvas.
+    expected = _decode(server.translator(label_png))
+    np.testing.assert_array_equal(result, expected)
+    np.testing.assert_array_equal(_decode(downloaded), expected)
+    assert os.path.getsize(tmp_path / "demo.png") > 10_000
+
+
+def _data_url_bytes(url: str) -> bytes:
+    return base64.b64decode(url.split(",", 1)[1])
+
+
+_COUNT_COLOUR = """([r, g, b]) => {
+  const canvas = document.getElementById('label');
+  const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  let n = 0;
+  for (let i = 0; i < d.length; i += 4) if (d[i] === r && d[i + 1] === g && d[i + 2] === b) n++;
+  return n;
+}"""
+
+_RESULT_PIXELS = """() => {
+  const img = document.getElementById('result');
+  const canvas = document.createElement('canvas');
+  canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+  canvas.getContext('2d').drawImage(img, 0, 0);
+  return {width: img.naturalWidth, height: img.naturalHeight, png: canvas.toDataURL('image/png')};
+}"""
