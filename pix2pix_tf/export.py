@@ -68,7 +68,7 @@ def serving_functions(generator: keras.Model) -> dict[str, tuple[Callable, list[
         inputs, sizes = tf.map_fn(
             decode, image_bytes,
             fn_output_signature=(tf.TensorSpec((*size, channels), tf.float32), tf.TensorSpec((2,), tf.int32)),
-        )  # [N, H, W, 3], [N, 2]
+        )  # [N, H, W, channels], [N, 2]
         outputs = generator(inputs, training=False)
         encoded = tf.map_fn(
             lambda args: tf.io.encode_png(postprocess(args[0][tf.newaxis], args[1])[0]),

@@ -174,7 +174,7 @@ def _default_split_dir(run: TrainConfig | None, checkpoint_dir: str, split: str)
         root = synthetic_data_dir(run, os.path.dirname(os.path.abspath(checkpoint_dir))) if run.dataset else run.data_dir
         return os.path.join(root, split) if os.path.isdir(os.path.join(root, split)) else root
     if run.dataset == "synthetic":
-        return os.path.join(os.path.dirname(os.path.abspath(checkpoint_dir)), "data", "synthetic", split)
+        return os.path.join(synthetic_data_dir(run, os.path.dirname(os.path.abspath(checkpoint_dir))), split)
     return os.path.join(os.path.join(run.data_root, run.dataset) if run.dataset else run.data_dir, split)
 
 
