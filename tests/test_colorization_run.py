@@ -11,6 +11,7 @@ import evaluate as evaluate_script
 import export as export_script
 import train as train_script
 from pix2pix_tf.colorization import rgb_to_lab
+from pix2pix_tf.demo import Translator
 from pix2pix_tf.litert import LiteRTGenerator
 from pix2pix_tf.predict import main as predict_main
 
@@ -82,6 +83,9 @@ def test_export_py_serves_colorized_rgb_for_gray_and_rgb_inputs(colorization_run
     assert report["formats"]["tflite_fp32"]["max_abs_error"] < 1e-4
     assert LiteRTGenerator(os.path.join(exports, "pix2pix", "generator_fp32.tflite")).image_size == (32, 32)
 
+    # The demo server's /api/translate runs translate_encoded: a gray photo comes back colorized.
+    colorized = Translator(os.path.join(exports, "pix2pix"))(tf.io.encode_png(gray[1]).numpy())
+    np.testing.assert_array_equal(tf.io.decode_png(colorized).numpy(), from_gray[1])
     # predict.py: the checkpoint, SavedModel and TFLite backends colorize alike (TFLite: L -> ab inside colorize()).
     photos = os.path.join(out, "data", "synthetic_photos")
     results = {}
