@@ -219,7 +219,6 @@ def run_export(config: ExportConfig) -> dict:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 f.write(flatbuffer)
-            os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; deployables are read by other users
         logger.info("TFLite %s written to %s (%d bytes)", mode, path, len(flatbuffer))
         runners[f"tflite_{mode}"] = (path, LiteRTGenerator(path))
     report = {
