@@ -13,6 +13,7 @@ import tensorflow as tf
 from .data import to_uint8
 from .files import write_json
 from .plots import plot_image_metrics, plot_losses, save_sample_grid
+from .tasks import paired_to_rgb
 
 
 class Throughput(keras.callbacks.Callback):
@@ -68,16 +69,22 @@ class HistoryWriter(keras.callbacks.Callback):
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """Translates a fixed set of val inputs each epoch into samples/epoch_NNN.png and TensorBoard."""
+    """Translates a fixed set of val inputs each epoch into samples/epoch_NNN.png and TensorBoard.
 
-    def __init__(self, inputs: tf.Tensor, targets: tf.Tensor, samples_dir: str, tensorboard_dir: str):
+    `to_rgb(x, y=None)` is the task's display hook (tasks.Task.to_rgb): it turns the input, and
+    any output given the input, into RGB in [-1, 1] (for colorization: L with ab -> RGB).
+    """
+
+    def __init__(self, inputs: tf.Tensor, targets: tf.Tensor, samples_dir: str, tensorboard_dir: str, to_rgb=None):
         super().__init__()
         self.inputs, self.samples_dir = inputs, samples_dir
-        self.input_u8, self.target_u8 = to_uint8(inputs).numpy(), to_uint8(targets).numpy()
+        self.to_rgb = to_rgb or paired_to_rgb
+        self.input_u8 = to_uint8(self.to_rgb(inputs)).numpy()
+        self.target_u8 = to_uint8(self.to_rgb(inputs, targets)).numpy()
         self.writer = tf.summary.create_file_writer(os.path.join(tensorboard_dir, "samples"))
 
     def on_epoch_end(self, epoch, logs=None):
-        generated = to_uint8(self.model.generator(self.inputs, training=False)).numpy()
+        generated = to_uint8(self.to_rgb(self.inputs, self.model.generator(self.inputs, training=False))).numpy()
         path = os.path.join(self.samples_dir, f"epoch_{epoch + 1:03d}.png")
         save_sample_grid(self.input_u8, generated, self.target_u8, path, title=f"epoch {epoch + 1}")
         row = np.concatenate([self.input_u8, generated, self.target_u8], axis=2)  # [N, H, 3W, C]

@@ -12,6 +12,9 @@ from .files import write_json
 
 MAX_GENERATOR_DEPTH = 8  # the paper's U-Net at 256x256: 8 stride-2 downsamples to 1x1
 MIN_IMAGE_SIDE = 32  # the 70x70 PatchGAN needs at least 32 px to give a >= 2x2 patch map
+# (input, output) channels of each task: colorization maps CIE L to the two colour channels a, b.
+TASK_CHANNELS = {"paired": (3, 3), "colorization": (1, 2)}
+PAIRED_CHANNELS = (1, 3)  # what a paired image can be read as: grayscale or RGB
 
 
 class UsageError(ValueError):
@@ -60,7 +63,11 @@ class TrainConfig:
     allow_unverified_download: bool = _field(False, "accept a --dataset archive that has no checksum on record (its sha256 is logged)")
     direction: str = _field("", "which half is the input: AtoB reads the LEFT half, BtoA the RIGHT; default: the dataset's task, BtoA for folders (Cityscapes label->photo)", ("AtoB", "BtoA"))
     image_size: tuple[int, int] = _field((256, 256), "training size: one int (256) or HEIGHTxWIDTH (256x512)")
-    synthetic_pairs: int = _field(200, "train pairs drawn for --dataset synthetic (val gets a tenth, at least 4)")
+    task: str = _field("paired", "paired: side-by-side pairs; colorization: any folder of photos, CIE L -> ab", tuple(TASK_CHANNELS))
+    input_channels: int = _field(0, "channels of the input image: 1 (grayscale) or 3 (RGB); 0 = the task's (3 paired, 1 colorization)")
+    output_channels: int = _field(0, "channels of the generated image: 1 or 3; 0 = the task's (3 paired, 2 colorization)")
+    val_fraction: float = _field(0.1, "colorization from a folder without train/ + val/: share of the photos held out for val")
+    synthetic_pairs: int = _field(200, "train pairs drawn for --dataset synthetic (val gets a tenth, at least 4); with --task colorization, photos in all")
     on_bad_image: str = _field("skip", "unusable files found by the start-up scan: skip (warn) or fail", ("skip", "fail"))
     # model (the paper's networks)
     generator_filters: int = _field(64, "filters of the U-Net's first conv (ngf); later layers use 2x, 4x, 8x")
@@ -121,6 +128,7 @@ class TrainConfig:
                 raise UsageError(f"--{_flag(name)} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0 or not 0 <= self.beta1 < 1 or self.lambda_l1 < 0:
             raise UsageError("need --lr > 0, 0 <= --beta1 < 1 and --lambda-l1 >= 0")
+        self._check_task()
         if not self.cache:
             raise UsageError("--cache is empty: use 'memory', 'none', or a folder for an on-disk cache")
         if self.num_samples < 0:
@@ -136,6 +144,37 @@ class TrainConfig:
                 f"--image-size {height}x{width} is not a multiple of 2^{depth}={2**depth} (the U-Net has {depth} "
                 f"stride-2 downsamples): use a multiple of {2**depth}, or a smaller --generator-depth"
             )
+
+    def _check_task(self) -> None:
+        if self.task not in TASK_CHANNELS:
+            raise UsageError(f"unknown --task {self.task!r}: choose one of {', '.join(TASK_CHANNELS)}")
+        if not 0 < self.val_fraction < 1:
+            raise UsageError(f"--val-fraction must be between 0 and 1 (exclusive), got {self.val_fraction}")
+        if self.task == "colorization":
+            if self.dataset not in ("", "synthetic"):
+                raise UsageError(
+                    f"--task colorization reads a folder of photos, not the {self.dataset} pairs: "
+                    "use --data-dir PHOTOS or --dataset synthetic"
+                )
+            if self.input_channels not in (0, 1) or self.output_channels not in (0, 2):
+                raise UsageError(
+                    "--task colorization maps L (1 channel) to ab (2 channels): drop --input-channels/--output-channels "
+                    f"or set them to 1 and 2, got {self.input_channels} and {self.output_channels}"
+                )
+            return
+        for name in ("input_channels", "output_channels"):
+            if getattr(self, name) not in (0, *PAIRED_CHANNELS):
+                raise UsageError(
+                    f"--{_flag(name)} {getattr(self, name)}: paired images are read as 1 (grayscale) or 3 (RGB) channels"
+                )
+
+    @property
+    def resolved_input_channels(self) -> int:
+        return self.input_channels or TASK_CHANNELS[self.task][0]
+
+    @property
+    def resolved_output_channels(self) -> int:
+        return self.output_channels or TASK_CHANNELS[self.task][1]
 
     @property
     def resolved_generator_depth(self) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from typing import Callable
 
 import tensorflow as tf
 
@@ -76,6 +77,22 @@ def load_pair(path, direction: str) -> tuple[tf.Tensor, tf.Tensor]:
     return (left, right) if direction == "AtoB" else (right, left)
 
 
+def to_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
+    """A decoded uint8 RGB image [h, w, 3] with the channel count a task asks for: 3 as is, 1 as luma."""
+    if channels == 3:
+        return image
+    if channels == 1:
+        return tf.image.rgb_to_grayscale(image)  # ITU-R 601 luma, the usual grayscale
+    raise UsageError(f"images can be read with 1 (grayscale) or 3 (RGB) channels, not {channels}")
+
+
+def load_pair_channels(path: tf.Tensor, config: TrainConfig) -> tuple[tf.Tensor, tf.Tensor]:
+    """`load_pair` converted to --input-channels / --output-channels (grayscale -> RGB, RGB -> depth, ...)."""
+    input_image, target_image = load_pair(path, config.direction)
+    input_image = to_channels(input_image, config.resolved_input_channels)
+    return input_image, to_channels(target_image, config.resolved_output_channels)
+
+
 def to_float(image: tf.Tensor) -> tf.Tensor:
     """uint8 [0, 255] -> float32 [-1, 1], the range of the generator's tanh."""
     return tf.cast(image, tf.float32) / 127.5 - 1.0
@@ -101,11 +118,16 @@ def random_jitter(
     """
     in_channels = input_image.shape[-1] or 3
     pair = tf.concat([to_float(input_image), to_float(target_image)], axis=-1)  # [h, w, 6]
-    pair = tf.image.resize(pair, load_size(image_size))  # [286, 286, 6] at 256
-    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    pair = tf.image.stateless_random_crop(pair, (*image_size, pair.shape[-1]), seed=crop_seed)
-    pair = tf.image.stateless_random_flip_left_right(pair, seed=flip_seed)
+    pair = jitter_stack(pair, image_size, seed)
     return pair[..., :in_channels], pair[..., in_channels:]
+
+
+def jitter_stack(images: tf.Tensor, image_size: tuple[int, int], seed: tf.Tensor) -> tf.Tensor:
+    """The paper's jitter of one float [h, w, C] stack: resize to the load size, random crop, random mirror."""
+    images = tf.image.resize(images, load_size(image_size))  # [286, 286, C] at 256
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    images = tf.image.stateless_random_crop(images, (*image_size, images.shape[-1]), seed=crop_seed)
+    return tf.image.stateless_random_flip_left_right(images, seed=flip_seed)
 
 
 def resize_pair(input_image: tf.Tensor, target_image: tf.Tensor, image_size: tuple[int, int]):
@@ -154,31 +176,40 @@ def cache_file(cache_dir: str, files: list | tf.data.Dataset, direction: str, na
 def decoded_pairs(files: list | tf.data.Dataset, config: TrainConfig) -> tf.data.Dataset:
     """(input, target) uint8 pairs in file order, decoded once and cached as `config.cache` says."""
     # Ordered (parallel) decoding: the cache must hold the files in list order for seeded shuffles to match.
-    ds = _sources(files).map(lambda path: load_pair(path, config.direction), num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = _sources(files).map(lambda path: load_pair_channels(path, config), num_parallel_calls=AUTOTUNE, deterministic=True)
     if config.cache == "memory":
         return ds.cache()
-    return ds.cache(cache_file(config.cache, files, config.direction, config.dataset))
+    key = f"{config.dataset}|{config.resolved_input_channels}|{config.resolved_output_channels}"
+    return ds.cache(cache_file(config.cache, files, config.direction, key))
 
 
-def make_train_dataset(files: list | tf.data.Dataset, config: TrainConfig, start_step: int = 0) -> tf.data.Dataset:
+def make_train_dataset(
+    files: list | tf.data.Dataset, config: TrainConfig, start_step: int = 0, example_fn: Callable | None = None
+) -> tf.data.Dataset:
     """Infinite shuffled, jittered, batched (input, target) stream.
 
     The stream is a pure function of `config.seed`: reshuffled every pass, with per-element
     augmentation seeds drawn from a seeded random dataset. `start_step` skips the batches an
-    interrupted run already consumed (before augmentation, so it is cheap), so a resumed run sees
-    the same data it would have seen uninterrupted. Unless `config.cache` is "none", files are
-    decoded once (the first batch waits for that pass) and later passes read the cache.
+    interrupted run already consumed (before decoding, so it is cheap), so a resumed run sees
+    the same data it would have seen uninterrupted. `example_fn(path, seed) -> (x, y)` reads one
+    example (default: a jittered pair with the config's channel counts). Without an `example_fn`
+    and unless `config.cache` is "none", files are decoded once (the first batch waits for that
+    pass) and later passes read the cache.
     """
-    if config.cache == "none":
-        sources, load = _sources(files), lambda path: load_pair(path, config.direction)
-    else:
+    if example_fn is None and config.cache != "none":
         # The shuffle below permutes by seed and count alone, so cached pairs come in the same order as paths would.
-        sources, load = decoded_pairs(files, config), lambda pair: pair
+        sources = decoded_pairs(files, config)
+        example_fn = lambda pair, seed: random_jitter(*pair, config.image_size, seed)  # noqa: E731
+    else:
+        sources = _sources(files)
+        example_fn = example_fn or (
+            lambda path, seed: random_jitter(*load_pair_channels(path, config), config.image_size, seed)
+        )
     sources = sources.shuffle(len(files), seed=config.seed, reshuffle_each_iteration=True).repeat()
     seeds = tf.data.Dataset.random(seed=config.seed).batch(2)
     ds = tf.data.Dataset.zip(sources, seeds).skip(start_step * config.batch_size)
     ds = ds.map(
-        lambda source, seed: random_jitter(*load(source), config.image_size, seed),
+        example_fn,
         num_parallel_calls=AUTOTUNE,
         deterministic=config.deterministic,
     )
@@ -187,15 +218,16 @@ def make_train_dataset(files: list | tf.data.Dataset, config: TrainConfig, start
     return ds.prefetch(AUTOTUNE).with_options(_options(config.deterministic))
 
 
-def make_eval_dataset(files: list | tf.data.Dataset, config: TrainConfig, batch_size: int | None = None) -> tf.data.Dataset:
+def make_eval_dataset(
+    files: list | tf.data.Dataset, config: TrainConfig, batch_size: int | None = None, example_fn: Callable | None = None
+) -> tf.data.Dataset:
     """Finite (input, target) batches in file order, resized only.
 
-    `files` is what list_images returns, or a finite dataset of load_pair elements (the TFDS source).
+    `files` is what list_images returns, or a finite dataset of load_pair elements (the TFDS source);
+    `example_fn(path) -> (x, y)` reads one example (default: a resized pair with the config's channel counts).
     """
-    ds = _sources(files).map(
-        lambda path: resize_pair(*load_pair(path, config.direction), config.image_size),
-        num_parallel_calls=AUTOTUNE,
-    )
+    example_fn = example_fn or (lambda path: resize_pair(*load_pair_channels(path, config), config.image_size))
+    ds = _sources(files).map(example_fn, num_parallel_calls=AUTOTUNE)
     return ds.batch(batch_size or config.batch_size).prefetch(AUTOTUNE)
 
 

@@ -43,13 +43,14 @@ def _aspect_problem(shape: tuple[int, int], expected: float, image_size: tuple[i
     )
 
 
-def find_bad_images(items: list, image_size: tuple[int, int]) -> dict:
+def find_bad_images(items: list, image_size: tuple[int, int], pairs: bool = True) -> dict:
     """Maps each unusable pair to the reason, for pairs trained at `image_size`.
 
     `items` is what data.list_images returns: side-by-side files, or (A, B) file pairs. A pair is
     unusable when a file cannot be read or decoded (corrupt, truncated, not an image), when a
     side-by-side file does not have the aspect ratio of two `image_size` images side by side (a
-    single photo, a wrongly stacked pair), or when A and B differ in size.
+    single photo, a wrongly stacked pair), or when A and B differ in size. With `pairs=False`
+    (colorization photos, resized to any shape) only decoding is checked.
     """
     side_by_side = all(isinstance(item, str) for item in items)
     shapes = decoded_shapes(list(items) if side_by_side else [path for pair in items for path in pair])
@@ -60,6 +61,8 @@ def find_bad_images(items: list, image_size: tuple[int, int]) -> dict:
         unreadable = [path for path in paths if path not in shapes]
         if unreadable:
             bad[item] = f"cannot be read or decoded (corrupt, truncated or not a JPEG/PNG): {', '.join(unreadable)}"
+        elif not pairs:
+            continue
         elif side_by_side:
             bad[item] = _aspect_problem(shapes[item], 2 * single, image_size, "a side-by-side pair")
         elif shapes[item[0]] != shapes[item[1]]:
@@ -69,7 +72,7 @@ def find_bad_images(items: list, image_size: tuple[int, int]) -> dict:
     return {item: reason for item, reason in bad.items() if reason}
 
 
-def check_split(files, image_size: tuple[int, int], on_bad: str, split: str):
+def check_split(files, image_size: tuple[int, int], on_bad: str, split: str, pairs: bool = True):
     """The pre-flight scan of one split: returns the usable pairs.
 
     Args:
@@ -78,6 +81,7 @@ def check_split(files, image_size: tuple[int, int], on_bad: str, split: str):
         image_size: the training (height, width).
         on_bad: "skip" drops bad files with a warning naming each; "fail" raises.
         split: "train" or "val", for the messages.
+        pairs: False for single photos (colorization): only decoding is checked.
 
     Raises:
         UsageError: `on_bad` is "fail" and a file is bad, or no usable file is left.
@@ -85,7 +89,7 @@ def check_split(files, image_size: tuple[int, int], on_bad: str, split: str):
     if isinstance(files, tf.data.Dataset):
         return files
     start = time.perf_counter()
-    bad = find_bad_images(files, image_size)
+    bad = find_bad_images(files, image_size, pairs)
     good = [path for path in files if path not in bad]
     seconds = time.perf_counter() - start
     if not bad:

@@ -12,13 +12,14 @@ import numpy as np
 import tensorflow as tf
 
 from .config import TrainConfig, UsageError, _field
-from .data import list_images, load_pair, make_eval_dataset, to_uint8
+from .data import load_pair, make_eval_dataset, to_uint8
 from .files import write_json
 from .metrics import IMAGE_METRIC_NAMES, SEGMENTATION_METRIC_NAMES, confusion_matrix, image_metrics, segmentation_scores
 from .palette import NUM_CLASSES, ids_to_colours, palette_fraction
 from .report import write_report
 from .segmenter import label_ids, load_segmenter, predict_ids
-from .training import build_pix2pix, make_checkpoint, resolve_data_dir, setup_logging
+from .tasks import make_task
+from .training import build_pix2pix, make_checkpoint, resolve_data_dir, setup_logging, synthetic_data_dir
 
 logger = logging.getLogger("pix2pix_tf")
 
@@ -86,7 +87,7 @@ def _data_dir(config: EvalConfig, run: Restored) -> str:
     if config.data_dir:
         return config.data_dir
     if run.config.dataset == "synthetic":  # train.py drew it into its output dir
-        return os.path.join(run.run_dir, "data", "synthetic")
+        return synthetic_data_dir(run.config, run.run_dir)
     if run.config.dataset:  # a public dataset: its cached folder (fetched again only if it was deleted)
         return resolve_data_dir(run.config)
     return run.config.data_dir
@@ -114,14 +115,17 @@ def _score_split(run: Restored, ds: tf.data.Dataset, files: list[str], segmenter
     per_image: dict[str, list[float]] = {name: [] for name in IMAGE_METRIC_NAMES}
     confusion = {kind: np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64) for kind in ("generated", "real")}
     rows: list[dict] = []
+    to_rgb = make_task(run.config).to_rgb
     for batch in ds:
         (x, y), ids = batch if segmenter is not None else (batch, None)
         fake = run.generator(x, training=False)
+        # Scored and shown as RGB pictures: for colorization, L with the predicted / true ab.
+        fake, y, shown_x = to_rgb(x, fake), to_rgb(x, y), to_rgb(x)
         scores = {name: values.numpy() for name, values in image_metrics(fake, y).items()}
         first = len(per_image["l1"])  # index of this batch's first file
         for name in IMAGE_METRIC_NAMES:
             per_image[name].extend(scores[name].tolist())
-        columns = {"input": to_uint8(x).numpy(), "generated": to_uint8(fake).numpy(), "target": to_uint8(y).numpy()}
+        columns = {"input": to_uint8(shown_x).numpy(), "generated": to_uint8(fake).numpy(), "target": to_uint8(y).numpy()}
         if segmenter is not None:
             for kind, photos in (("generated", fake), ("real", y)):
                 predicted = predict_ids(segmenter, photos)
@@ -144,10 +148,11 @@ def evaluate(config: EvalConfig) -> dict:
     setup_logging("")
     run = restore_generator(config.checkpoint_dir)
     data_dir = _data_dir(config, run)
-    files = list_images(data_dir, config.split)[: config.max_images or None]
+    task = make_task(run.config)
+    files = task.list_files(data_dir, config.split)[: config.max_images or None]
     segmenter = load_segmenter(config.fcn_score) if config.fcn_score else None
     logger.info("evaluating %s (epoch %d) on %d %s images of %s", run.checkpoint, run.epoch, len(files), config.split, data_dir)
-    ds = make_eval_dataset(files, run.config, batch_size=config.batch_size)
+    ds = make_eval_dataset(files, run.config, batch_size=config.batch_size, example_fn=task.eval_example)
     if segmenter is not None:
         ds = tf.data.Dataset.zip(ds, _label_dataset(files, run, tuple(segmenter.input_shape[1:3]), config.batch_size))
     per_image, confusion, rows = _score_split(run, ds, files, segmenter, config.report_images)

@@ -14,8 +14,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from . import colorization
+from .colorization import as_rgb, is_colorizer
 from .config import TrainConfig, UsageError
-from .data import to_float, to_uint8
+from .data import to_channels, to_float, to_uint8
 from .models import build_generator
 
 # Signature names and tensor keys: the contract with every client (TF Serving, predict.py, the demo).
@@ -30,9 +32,12 @@ def model_size(generator: keras.Model) -> tuple[int, int]:
     return tuple(int(side) for side in generator.input_shape[1:3])
 
 
-def preprocess(images: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
-    """uint8 [N, h, w, 3] of any size -> float32 [-1, 1] at the model size (bilinear, antialiased when shrinking)."""
-    return tf.image.resize(to_float(images), size, antialias=True)
+def preprocess(images: tf.Tensor, size: tuple[int, int], channels: int = 3) -> tf.Tensor:
+    """uint8 [N, h, w, C] of any size -> float32 [-1, 1] at the model size (bilinear, antialiased when shrinking).
+
+    Gray, RGB and RGBA inputs all work: they are made RGB, then gray when the model takes 1 channel.
+    """
+    return tf.image.resize(to_float(to_channels(as_rgb(images), channels)), size, antialias=True)
 
 
 def postprocess(outputs: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
@@ -41,31 +46,37 @@ def postprocess(outputs: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
 
 
 def serving_functions(generator: keras.Model) -> dict[str, tuple[Callable, list[tf.TensorSpec]]]:
-    """The three endpoints, name -> (function, input signature); pre/post-processing lives in the graph."""
-    size = model_size(generator)
+    """The three endpoints, name -> (function, input signature); pre/post-processing lives in the graph.
+
+    A colorizer (L -> ab) gets colorization.serving_functions: the same names, taking gray or RGB
+    images and returning the colorized RGB.
+    """
+    if is_colorizer(generator):
+        return colorization.serving_functions(generator)
+    size, channels = model_size(generator), generator.input_shape[-1]
 
     def translate_images(images):
         # A loaded signature does not enforce its TensorSpec: say what is wrong with the input rather
         # than fail inside the first conv. (A wrong rank cannot be caught this way: TF folds the
         # check away using the declared rank, and the resize then reports "must be 4-dimensional".)
         tf.debugging.assert_equal(
-            tf.shape(images)[-1], 3,
-            message="images must be uint8 [batch, height, width, 3] RGB; convert grayscale/RGBA first "
-            "or send encoded files to translate_encoded",
+            tf.reduce_any(tf.equal(tf.shape(images)[-1], [1, 2, 3, 4])), True,
+            message="images must be uint8 [batch, height, width, C] with C = 1 (gray), 2 (gray+alpha), 3 (RGB) "
+            "or 4 (RGBA); or send encoded files to translate_encoded",
         )
-        outputs = generator(preprocess(images, size), training=False)
+        outputs = generator(preprocess(images, size, channels), training=False)
         return {"images": postprocess(outputs, tf.shape(images)[1:3])}
 
     def translate_encoded(image_bytes):
         def decode(data):
             # channels=3: grayscale and RGBA files become RGB; PNG and JPEG both decode here.
             image = tf.io.decode_image(data, channels=3, expand_animations=False)
-            return preprocess(image[tf.newaxis], size)[0], tf.shape(image)[:2]
+            return preprocess(image[tf.newaxis], size, channels)[0], tf.shape(image)[:2]
 
         inputs, sizes = tf.map_fn(
             decode, image_bytes,
-            fn_output_signature=(tf.TensorSpec((*size, 3), tf.float32), tf.TensorSpec((2,), tf.int32)),
-        )  # [N, H, W, 3], [N, 2]
+            fn_output_signature=(tf.TensorSpec((*size, channels), tf.float32), tf.TensorSpec((2,), tf.int32)),
+        )  # [N, H, W, channels], [N, 2]
         outputs = generator(inputs, training=False)
         encoded = tf.map_fn(
             lambda args: tf.io.encode_png(postprocess(args[0][tf.newaxis], args[1])[0]),
@@ -77,9 +88,9 @@ def serving_functions(generator: keras.Model) -> dict[str, tuple[Callable, list[
         return {"images": generator(images, training=False)}
 
     return {
-        "serving_default": (translate_images, [tf.TensorSpec((None, None, None, 3), tf.uint8, name="images")]),
+        "serving_default": (translate_images, [tf.TensorSpec((None, None, None, None), tf.uint8, name="images")]),
         "translate_encoded": (translate_encoded, [tf.TensorSpec((None,), tf.string, name="image_bytes")]),
-        "translate_float": (translate_float, [tf.TensorSpec((None, *size, 3), tf.float32, name="images")]),
+        "translate_float": (translate_float, [tf.TensorSpec((None, *size, channels), tf.float32, name="images")]),
     }
 
 
@@ -223,7 +234,8 @@ def load_generator(checkpoint_dir: str = "", keras_file: str = "") -> tuple[kera
     if path is None:
         raise UsageError(f"no checkpoint in {checkpoint_dir}: train first (python train.py ...) or pass --checkpoint-dir")
     generator = build_generator(
-        config.image_size, filters=config.generator_filters, depth=config.resolved_generator_depth, norm=config.norm
+        config.image_size, config.resolved_input_channels, config.resolved_output_channels,
+        filters=config.generator_filters, depth=config.resolved_generator_depth, norm=config.norm,
     )
     try:
         # Only the generator is read; the discriminator and optimizer slots stay in the file.

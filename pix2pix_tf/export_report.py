@@ -14,8 +14,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .colorization import eval_example, is_colorizer, walk_photos
 from .config import TrainConfig, UsageError, _field
-from .data import list_images, load_pair, resize_pair
+from .data import list_images, load_pair, to_channels, to_float
 from .export import (
     FORMATS,
     TFLITE_MODES,
@@ -28,6 +29,7 @@ from .export import (
 )
 from .files import atomic_path, write_json
 from .litert import LiteRTGenerator
+from .training import synthetic_data_dir
 
 logger = logging.getLogger("pix2pix_tf")
 
@@ -67,19 +69,32 @@ class ExportConfig:
         return [f.strip() for f in self.formats.split(",") if f.strip()]
 
 
-def load_inputs(split_dir: str, direction: str, image_size: tuple[int, int], count: int) -> np.ndarray:
+def load_inputs(
+    split_dir: str, direction: str, image_size: tuple[int, int], count: int, channels: int = 3, colorizer: bool = False
+) -> np.ndarray:
     """The first `count` input images of a split folder, as float32 [-1, 1] at `image_size`.
 
     `split_dir` is DATA/train or DATA/val, in any layout data.list_images reads (side-by-side
     files, or the A/ B/ layout: DATA/A/train + DATA/B/train, or DATA/train/A + DATA/train/B).
 
+    With `channels` 1 the inputs are gray; for a `colorizer` `split_dir` is any folder of photos and
+    the inputs are their L channels.
+
     Raises:
         UsageError: the folder is missing or holds no images.
     """
+    if colorizer:
+        photos = walk_photos(split_dir)
+        if not photos:
+            raise UsageError(f"no photos found under {split_dir}: pass --eval-dir / --calibration-dir with JPEG/PNG photos")
+        return np.stack([eval_example(tf.constant(path), image_size)[0].numpy() for path in photos[:count]])
     split_dir = os.path.abspath(split_dir)
     parent, split = os.path.dirname(split_dir), os.path.basename(split_dir)
     files = list_images(parent, split)
-    inputs = [resize_pair(*load_pair(tf.constant(path), direction), image_size)[0].numpy() for path in files[:count]]
+    inputs = [
+        tf.image.resize(to_float(to_channels(load_pair(tf.constant(path), direction)[0], channels)), image_size).numpy()
+        for path in files[:count]
+    ]
     return np.stack(inputs).astype(np.float32)
 
 
@@ -155,8 +170,11 @@ def _default_split_dir(run: TrainConfig | None, checkpoint_dir: str, split: str)
     public dataset under --data-root, or --data-dir; "" when unknown (a .keras file, a TFDS source)."""
     if run is None or run.data_source == "tfds":
         return ""
+    if run.task == "colorization":  # a photo folder; its train/ or val/ when it has them (any photos do here)
+        root = synthetic_data_dir(run, os.path.dirname(os.path.abspath(checkpoint_dir))) if run.dataset else run.data_dir
+        return os.path.join(root, split) if os.path.isdir(os.path.join(root, split)) else root
     if run.dataset == "synthetic":
-        return os.path.join(os.path.dirname(os.path.abspath(checkpoint_dir)), "data", "synthetic", split)
+        return os.path.join(synthetic_data_dir(run, os.path.dirname(os.path.abspath(checkpoint_dir))), split)
     return os.path.join(os.path.join(run.data_root, run.dataset) if run.dataset else run.data_dir, split)
 
 
@@ -175,7 +193,8 @@ def run_export(config: ExportConfig) -> dict:
     eval_dir = config.eval_dir or _default_split_dir(run, config.checkpoint_dir, "val")
     if not eval_dir:
         raise UsageError("no held-out images for the fidelity figures: pass --eval-dir (a folder of pair images)")
-    inputs = load_inputs(eval_dir, direction, size, config.eval_count)
+    channels, colorizer = generator.input_shape[-1], is_colorizer(generator)
+    inputs = load_inputs(eval_dir, direction, size, config.eval_count, channels, colorizer)
     model_dir = os.path.join(config.export_dir, config.model_name)
     formats = config.format_list
     tflite_modes = [mode for mode in TFLITE_MODES if mode in formats]
@@ -188,7 +207,7 @@ def run_export(config: ExportConfig) -> dict:
         calibration_dir = config.calibration_dir or _default_split_dir(run, config.checkpoint_dir, "train")
         if not calibration_dir:
             raise UsageError("int8_full needs calibration images: pass --calibration-dir (a folder of pair images)")
-        calibration = load_inputs(calibration_dir, direction, size, config.calibration_count)
+        calibration = load_inputs(calibration_dir, direction, size, config.calibration_count, channels, colorizer)
     runners = {}
     if "savedmodel" in formats:
         path = export_saved_model(generator, config.export_dir, config.model_name, config.version or None, config.overwrite)
@@ -200,7 +219,6 @@ def run_export(config: ExportConfig) -> dict:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 f.write(flatbuffer)
-            os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; deployables are read by other users
         logger.info("TFLite %s written to %s (%d bytes)", mode, path, len(flatbuffer))
         runners[f"tflite_{mode}"] = (path, LiteRTGenerator(path))
     report = {

@@ -17,6 +17,10 @@ def atomic_path(path: str) -> Iterator[str]:
     suffix = os.path.splitext(path)[1]  # keeps the extension, so writers that infer the format still work
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
     os.close(fd)
+    # mkstemp makes the file owner-only; outputs get the permissions a plain open() would give.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
         os.replace(tmp, path)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import keras
 import tensorflow as tf
 
 from .losses import METRIC_NAMES, discriminator_loss, generator_loss
 from .metrics import IMAGE_METRIC_NAMES, image_metrics
 from .speed import FusedAdam
+from .tasks import paired_to_rgb
 
 
 class Pix2Pix(keras.Model):
@@ -18,11 +21,20 @@ class Pix2Pix(keras.Model):
     carry the same names in the progress bar, history.json, TensorBoard and the plots.
     """
 
-    def __init__(self, generator: keras.Model, discriminator: keras.Model, lambda_l1: float = 100.0, **kwargs):
+    def __init__(
+        self,
+        generator: keras.Model,
+        discriminator: keras.Model,
+        lambda_l1: float = 100.0,
+        to_rgb: Callable[..., tf.Tensor] | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.lambda_l1 = lambda_l1
+        # The task's (x, y) -> RGB in [-1, 1], for samples and image metrics (tasks.Task.to_rgb).
+        self.to_rgb = to_rgb or paired_to_rgb
         self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
         # Validation only (test_step): l1 / psnr / ssim of G(x) vs y on [0, 255], per-image means.
         self.image_trackers = {name: keras.metrics.Mean(name=name) for name in IMAGE_METRIC_NAMES}
@@ -84,7 +96,7 @@ class Pix2Pix(keras.Model):
         x, y = data
         fake = self.generator(x, training=False)
         logs = self._update_trackers(self._compute_losses(x, y, training=False, fake=fake))
-        for name, values in image_metrics(fake, y).items():
+        for name, values in image_metrics(self.to_rgb(x, fake), self.to_rgb(x, y)).items():
             self.image_trackers[name].update_state(values)
         return _for_fit(logs | {name: tracker.result() for name, tracker in self.image_trackers.items()})
 

@@ -23,6 +23,11 @@ class LiteRTGenerator:
     def image_size(self) -> tuple[int, int]:
         return tuple(int(side) for side in self._input["shape"][1:3])
 
+    @property
+    def channels(self) -> tuple[int, int]:
+        """(input, output) channels: (3, 3) for RGB -> RGB, (1, 2) for a colorizer (L -> ab)."""
+        return int(self._input["shape"][-1]), int(self._output["shape"][-1])
+
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Translates a batch one image at a time (the converted graph has batch size 1)."""
         return np.concatenate([self._run_one(image[np.newaxis]) for image in np.asarray(images, np.float32)])

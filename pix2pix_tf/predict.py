@@ -61,15 +61,21 @@ def make_translator(args: argparse.Namespace) -> Translator:
     """One image-in, image-out function for the chosen backend."""
     import tensorflow as tf
 
+    from .colorization import colorize
     from .export import load_generator, model_size, postprocess, preprocess
 
-    def local(run: Callable[[np.ndarray], np.ndarray], size: tuple[int, int]) -> Translator:
+    def local(run: Callable[[np.ndarray], np.ndarray], size: tuple[int, int], channels: tuple[int, int]) -> Translator:
         # The same in-graph pre/post-processing the SavedModel signatures use.
-        return lambda image: postprocess(run(preprocess(image[np.newaxis], size).numpy()), tf.shape(image)[:2])[0].numpy()
+        if channels == (1, 2):  # a colorizer: L from the image, ab from the network
+            return lambda image: colorize(image[np.newaxis], run, size)[0].numpy()
+        return lambda image: postprocess(
+            run(preprocess(image[np.newaxis], size, channels[0]).numpy()), tf.shape(image)[:2]
+        )[0].numpy()
 
     if args.backend == "checkpoint":
         generator, _ = load_generator(args.checkpoint_dir, args.keras_file)
-        return local(lambda x: generator(x, training=False), model_size(generator))
+        channels = (generator.input_shape[-1], generator.output_shape[-1])
+        return local(lambda x: generator(x, training=False), model_size(generator), channels)
     if args.backend == "savedmodel":
         signature = tf.saved_model.load(latest_version_dir(args.model or "exports/pix2pix")).signatures["serving_default"]
         return lambda image: signature(images=tf.constant(image[np.newaxis]))["images"][0].numpy()
@@ -79,7 +85,7 @@ def make_translator(args: argparse.Namespace) -> Translator:
         if not os.path.isfile(args.model):
             raise UsageError(f"--model {args.model!r} is not a file: pass a .tflite written by export.py")
         runner = LiteRTGenerator(args.model)
-        return local(runner, runner.image_size)
+        return local(runner, runner.image_size, runner.channels)
     from .serving import GrpcClient, RestClient
 
     server = args.server or ("http://localhost:8501" if args.backend == "serving-rest" else "localhost:8500")
@@ -117,6 +123,7 @@ def predict_files(files: list[str], translate: Translator, output_dir: str, pair
         image, target = read_input(path, pairs)
         output = translate(image)
         if side_by_side:
+            output = np.repeat(output, 3, axis=-1) if output.shape[-1] == 1 else output  # a gray output (depth) beside RGB
             output = np.concatenate([image, output] + ([target] if target is not None else []), axis=1)
         out_path = os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0] + ".png")
         with atomic_path(out_path) as tmp:

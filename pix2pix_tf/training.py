@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -14,13 +15,15 @@ import tensorflow as tf
 
 from . import callbacks as cb
 from . import distribute, resilience
-from .config import TrainConfig
-from .data import list_images, make_eval_dataset, make_train_dataset, steps_per_epoch
+from .colorization import write_synthetic_photos
+from .config import TrainConfig, UsageError
+from .data import make_eval_dataset, make_train_dataset, steps_per_epoch
 from .datacheck import check_split
 from .gan import Pix2Pix, make_optimizer
 from .models import build_discriminator, build_generator
 from .speed import dtype_policy, gpu_compute_capability, resolve_jit_compile, resolve_precision, unwrap_optimizer
 from .synthetic import write_synthetic_dataset
+from .tasks import make_task
 
 logger = logging.getLogger("pix2pix_tf")
 
@@ -57,12 +60,17 @@ def build_pix2pix(config: TrainConfig) -> Pix2Pix:
     jit_compile = resolve_jit_compile(
         config.jit_compile, gpu_compute_capability() is not None, config.deterministic, tf.distribute.has_strategy()
     )
+    task = make_task(config)
     with dtype_policy(precision):
         generator = build_generator(
-            config.image_size, filters=config.generator_filters, depth=config.resolved_generator_depth, norm=config.norm
+            config.image_size, task.input_channels, task.output_channels,
+            filters=config.generator_filters, depth=config.resolved_generator_depth, norm=config.norm,
         )
-        discriminator = build_discriminator(config.image_size, filters=config.discriminator_filters, norm=config.norm)
-        model = Pix2Pix(generator, discriminator, lambda_l1=config.lambda_l1)
+        # D sees concat(x, y): Cin + Cout channels (1 + 2 = L + ab for colorization).
+        discriminator = build_discriminator(
+            config.image_size, task.input_channels, task.output_channels, filters=config.discriminator_filters, norm=config.norm
+        )
+        model = Pix2Pix(generator, discriminator, lambda_l1=config.lambda_l1, to_rgb=task.to_rgb)
     model.compile(
         make_optimizer(config.lr, config.beta1, precision),
         make_optimizer(config.lr, config.beta1, precision),
@@ -88,9 +96,18 @@ def make_checkpoint(model: Pix2Pix) -> tf.train.Checkpoint:
     )
 
 
+def synthetic_data_dir(config: TrainConfig, output_dir: str) -> str:
+    """Where --dataset synthetic is drawn: photos for colorization, pairs otherwise."""
+    return os.path.join(output_dir, "data", "synthetic_photos" if config.task == "colorization" else "synthetic")
+
+
 def resolve_data_dir(config: TrainConfig) -> str:
+    if config.dataset == "synthetic" and config.task == "colorization":
+        root = synthetic_data_dir(config, config.output_dir)
+        logger.info("writing %d synthetic photos to %s", config.synthetic_pairs, root)
+        return write_synthetic_photos(root, config.synthetic_pairs, size=max(config.image_size), seed=config.seed)
     if config.dataset == "synthetic":
-        root = os.path.join(config.output_dir, "data", "synthetic")
+        root = synthetic_data_dir(config, config.output_dir)
         logger.info("writing the synthetic dataset (%d train pairs) to %s", config.synthetic_pairs, root)
         return write_synthetic_dataset(root, config.synthetic_pairs, size=max(config.image_size), seed=config.seed)
     if config.dataset:  # a public pix2pix dataset: downloaded, checked and extracted once into --data-root
@@ -106,7 +123,8 @@ def load_splits(config: TrainConfig, data_dir: str):
         from .tfds_pix2pix import load_pix2pix_split  # TFDS loads only when asked for
 
         return load_pix2pix_split(config, "train"), load_pix2pix_split(config, "val")
-    return list_images(data_dir, "train"), list_images(data_dir, "val")
+    task = make_task(config)
+    return task.list_files(data_dir, "train"), task.list_files(data_dir, "val")
 
 
 def archive_previous_run(output_dir: str) -> None:
@@ -119,6 +137,43 @@ def archive_previous_run(output_dir: str) -> None:
     for name in present:
         shutil.move(os.path.join(output_dir, name), os.path.join(target, name))
     logger.info("--restart: moved the previous run's %s to %s", ", ".join(present), target)
+
+
+def network_shape(config: TrainConfig) -> dict:
+    """What a checkpoint's variables depend on: a run resumes only with the same values."""
+    return {
+        "task": config.task,
+        "input-channels": config.resolved_input_channels,
+        "output-channels": config.resolved_output_channels,
+        "generator-filters": config.generator_filters,
+        "discriminator-filters": config.discriminator_filters,
+        "generator-depth": config.resolved_generator_depth,
+        "norm": config.norm,
+    }
+
+
+def check_resumable(config: TrainConfig, saved_config_path: str) -> None:
+    """Stops with the fix, instead of a shape error deep in restore, when OUTPUT_DIR holds other networks.
+
+    Raises:
+        UsageError: the run in OUTPUT_DIR was trained with another task, channel count or width.
+    """
+    if not os.path.exists(saved_config_path):
+        return
+    with open(saved_config_path) as f:
+        saved = json.load(f)
+    known = {field.name for field in dataclasses.fields(TrainConfig)}
+    try:
+        previous = network_shape(TrainConfig(**{k: v for k, v in saved.items() if k in known}))
+    except (UsageError, TypeError):
+        return  # a config.json from another version: let restore itself judge
+    current = network_shape(config)
+    differ = [f"--{k} {previous[k]} (now {current[k]})" for k in current if previous[k] != current[k]]
+    if differ:
+        raise UsageError(
+            f"{config.output_dir} holds a run trained with {', '.join(differ)}: its checkpoints do not fit; "
+            "pass --restart (the old run is kept aside) or another --output-dir"
+        )
 
 
 def load_history(path: str, completed_epochs: int) -> list[dict]:
@@ -148,12 +203,18 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     if config.restart and chief:
         archive_previous_run(out)
     data_dir = resolve_data_dir(config) if config.dataset else config.data_dir
+    task = make_task(config)
     train_files, val_files = load_splits(config, data_dir)
     listed = len(train_files) + len(val_files)
-    train_files = check_split(train_files, config.image_size, config.on_bad_image, "train")
-    val_files = check_split(val_files, config.image_size, config.on_bad_image, "val")
+    pairs = task.name != "colorization"  # photos for colorization may have any shape
+    train_files = check_split(train_files, config.image_size, config.on_bad_image, "train", pairs=pairs)
+    val_files = check_split(val_files, config.image_size, config.on_bad_image, "val", pairs=pairs)
     skipped = listed - len(train_files) - len(val_files)
-    logger.info("pix2pix_tf: %d train / %d val pairs from %s", len(train_files), len(val_files), data_dir)
+    logger.info(
+        "pix2pix_tf: %d train / %d val %s from %s; %s task, %d -> %d channels",
+        len(train_files), len(val_files), "pairs" if pairs else "photos", data_dir,
+        task.name, task.input_channels, task.output_channels,
+    )
     logger.info("settings differing from the defaults: %s", config.non_defaults())
     logger.info("strategy: %s", distribute.describe(strategy))
 
@@ -167,6 +228,7 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
         checkpoint, os.path.join(out, "checkpoints"), config.keep_checkpoints, strategy, resume=not config.restart
     )
     if manager.latest_checkpoint:
+        check_resumable(config, os.path.join(out, "config.json"))
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         logger.info(
             "resumed from %s (epoch %d, step %d of the next)",
@@ -182,8 +244,9 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     steps = steps_per_epoch(len(train_files), config)
     signals = resilience.StopSignals()
     resumed_metrics = [v.numpy() for v in resilience.metric_variables(model)] if epoch_step else []
-    val_ds = make_eval_dataset(val_files, config)
-    sample_inputs, sample_targets = next(iter(make_eval_dataset(val_files, config, batch_size=max(config.num_samples, 1))))
+    val_ds = make_eval_dataset(val_files, config, example_fn=task.eval_example)
+    samples_ds = make_eval_dataset(val_files, config, batch_size=max(config.num_samples, 1), example_fn=task.eval_example)
+    sample_inputs, sample_targets = next(iter(samples_ds))
     history_path = os.path.join(out, "history.json")
     callbacks = [
         resilience.FiniteGuard(),  # first: a NaN step must reach no writer
@@ -198,7 +261,8 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     if not chief:  # workers train and checkpoint (every worker must join a save) but write no outputs
         callbacks = [c for c in callbacks if not isinstance(c, CHIEF_ONLY_CALLBACKS)]
     if config.num_samples and chief:
-        callbacks.insert(2, cb.SampleGrid(sample_inputs, sample_targets, os.path.join(out, "samples"), os.path.join(out, "tensorboard")))
+        samples_dir, tensorboard_dir = os.path.join(out, "samples"), os.path.join(out, "tensorboard")
+        callbacks.insert(2, cb.SampleGrid(sample_inputs, sample_targets, samples_dir, tensorboard_dir, task.to_rgb))
     logger.info(
         "training epochs %d..%d, %d steps of %d images each, at %dx%d",
         initial_epoch + 1, config.epochs, steps, config.batch_size, *config.image_size,
@@ -209,7 +273,7 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     with signals:
         for segment in resilience.plan_segments(initial_epoch, epoch_step, global_step, steps, config.epochs):
             history = model.fit(
-                make_train_dataset(train_files, config, start_step=segment.start_step),
+                make_train_dataset(train_files, config, start_step=segment.start_step, example_fn=task.train_example),
                 epochs=segment.epochs,
                 initial_epoch=segment.initial_epoch,
                 steps_per_epoch=segment.steps,

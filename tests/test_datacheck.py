@@ -126,3 +126,13 @@ def test_write_json_on_full_disk_keeps_the_old_file(tmp_path, monkeypatch):
     with open(path) as f:
         assert json.load(f) == [{"epoch": 1}]
     assert os.listdir(tmp_path) == ["history.json"]  # no temp file left behind
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    from pix2pix_tf.files import write_json
+
+    path = tmp_path / "out.json"
+    write_json(str(path), {"a": 1})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (path.stat().st_mode & 0o777) == 0o666 & ~umask  # not mkstemp's owner-only 0600

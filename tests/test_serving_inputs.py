@@ -15,10 +15,16 @@ def signatures(tmp_path_factory):
     return tf.saved_model.load(path).signatures
 
 
-@pytest.mark.parametrize("channels", [1, 4])
+@pytest.mark.parametrize("channels", [5, 6])
 def test_uint8_signature_names_a_wrong_channel_count(signatures, channels):
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"images must be uint8 \[batch, height, width, 3\] RGB"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"images must be uint8 \[batch, height, width, C\]"):
         signatures["serving_default"](images=tf.zeros((1, 32, 32, channels), tf.uint8))
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_uint8_signature_converts_gray_and_rgba(signatures, channels):
+    out = signatures["serving_default"](images=tf.zeros((1, 20, 24, channels), tf.uint8))["images"]
+    assert out.shape == (1, 20, 24, 3) and out.dtype == tf.uint8
 
 
 def test_uint8_signature_refuses_a_wrong_rank_and_dtype(signatures):

@@ -1,0 +1,193 @@
+"""Colorization as a pix2pix task: sRGB <-> CIE Lab in the graph, and ordinary photo folders as L -> ab examples."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .config import UsageError
+from .data import IMAGE_EXTENSIONS, jitter_stack, to_float, to_uint8
+from .synthetic import draw_pair
+
+# sRGB (IEC 61966-2-1) primaries -> CIE XYZ, and the D65 white point (2 degree observer).
+_RGB_TO_XYZ = np.array(
+    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
+)
+_XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)  # inverted in float64, so the round trip is exact up to float32 rounding
+_WHITE_D65 = np.array([0.95047, 1.0, 1.08883])
+_DELTA = 6.0 / 29.0  # where CIE's f(t) switches from the cube root to its linear toe
+
+# The PyTorch original's colorization scaling: L in [0, 100] -> L / 50 - 1; a, b -> a / 110, b / 110.
+# 110 covers the sRGB gamut (a in [-86, 98], b in [-108, 95]), so tanh can reach every colour.
+L_SCALE, AB_SCALE = 50.0, 110.0
+
+
+def _matmul_last(x: tf.Tensor, matrix: np.ndarray) -> tf.Tensor:
+    """matrix @ x over the last axis of x [..., 3]."""
+    return tf.einsum("...c,dc->...d", x, tf.constant(matrix, tf.float32))
+
+
+def rgb_to_lab(rgb: tf.Tensor) -> tf.Tensor:
+    """sRGB in [0, 1] [..., 3] -> CIE L*a*b* (D65): L in [0, 100], a and b roughly in [-110, 110].
+
+    Pure red gives L 53.24, a 80.09, b 67.20 (the published values).
+    """
+    rgb = tf.clip_by_value(tf.convert_to_tensor(rgb, tf.float32), 0.0, 1.0)
+    # sRGB decoding; tf.maximum keeps pow away from the branch not taken (no NaN gradients).
+    linear = tf.where(rgb <= 0.04045, rgb / 12.92, tf.pow((tf.maximum(rgb, 0.04045) + 0.055) / 1.055, 2.4))
+    xyz = _matmul_last(linear, _RGB_TO_XYZ / _WHITE_D65[:, None])  # white-normalized XYZ
+    f = tf.where(xyz > _DELTA**3, tf.pow(tf.maximum(xyz, _DELTA**3), 1.0 / 3.0), xyz / (3 * _DELTA**2) + 4.0 / 29.0)
+    fx, fy, fz = tf.unstack(f, axis=-1)
+    return tf.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
+
+
+def lab_to_rgb(lab: tf.Tensor) -> tf.Tensor:
+    """CIE L*a*b* (D65) [..., 3] -> sRGB in [0, 1]; colours outside the sRGB gamut are clipped."""
+    lightness, a, b = tf.unstack(tf.convert_to_tensor(lab, tf.float32), axis=-1)
+    fy = (lightness + 16.0) / 116.0
+    f = tf.stack([fy + a / 500.0, fy, fy - b / 200.0], axis=-1)
+    xyz = tf.where(f > _DELTA, f**3, 3 * _DELTA**2 * (f - 4.0 / 29.0))
+    linear = tf.clip_by_value(_matmul_last(xyz, _XYZ_TO_RGB * _WHITE_D65[None, :]), 0.0, 1.0)
+    return tf.where(linear <= 0.0031308, 12.92 * linear, 1.055 * tf.pow(tf.maximum(linear, 0.0031308), 1 / 2.4) - 0.055)
+
+
+def rgb_to_model(rgb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """RGB in [-1, 1] [..., 3] -> (L [..., 1], ab [..., 2]), both scaled to [-1, 1] for the networks."""
+    lab = rgb_to_lab((tf.cast(rgb, tf.float32) + 1.0) / 2.0)
+    return lab[..., :1] / L_SCALE - 1.0, lab[..., 1:] / AB_SCALE
+
+
+def model_to_rgb(lightness: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
+    """(L [..., 1], ab [..., 2]) in the networks' [-1, 1] scaling -> RGB in [-1, 1] [..., 3]."""
+    lab = tf.concat([(tf.cast(lightness, tf.float32) + 1.0) * L_SCALE, tf.cast(ab, tf.float32) * AB_SCALE], axis=-1)
+    return lab_to_rgb(lab) * 2.0 - 1.0
+
+
+def as_rgb(images: tf.Tensor) -> tf.Tensor:
+    """uint8 [..., C]: gray (1), gray + alpha (2), RGB (3) or RGBA (4) -> RGB [..., 3]; alpha is dropped.
+
+    Works on a channel count known only at run time (a serving signature accepting any image).
+    """
+    index = tf.where(tf.shape(images)[-1] < 3, tf.zeros(3, tf.int32), tf.range(3))
+    return tf.gather(images, index, axis=-1)
+
+
+def colorize(images: tf.Tensor, predict_ab: Callable, size: tuple[int, int]) -> tf.Tensor:
+    """uint8 images [N, h, w, C] of any size (gray or colour) -> colorized uint8 RGB [N, h, w, 3].
+
+    L is taken from the input at its own resolution; only ab comes from the network (run at its
+    `size` and resized back), so the output keeps every detail of the input's lightness.
+
+    Args:
+        images: uint8 [N, h, w, C], C = 1, 2, 3 or 4.
+        predict_ab: the network, L [N, H, W, 1] -> ab [N, H, W, 2] in [-1, 1] (Keras or a TFLite runner).
+        size: the network's (H, W).
+    """
+    lightness, _ = rgb_to_model(to_float(as_rgb(images)))  # [N, h, w, 1]
+    ab = predict_ab(tf.image.resize(lightness, size, antialias=True))  # [N, H, W, 2]
+    ab = tf.image.resize(ab, tf.shape(images)[1:3])  # [N, h, w, 2]
+    return to_uint8(model_to_rgb(lightness, ab))
+
+
+def serving_functions(generator: keras.Model) -> dict:
+    """A colorizer's SavedModel endpoints, name -> (function, input signature), same names and keys as export.py's.
+
+    serving_default: uint8 images [N, h, w, C] (C = 1, 2, 3 or 4; any size) -> {"images": colorized uint8 RGB}.
+    translate_encoded: PNG/JPEG bytes [N] -> {"image_bytes": colorized PNGs}, each at its own size.
+    translate_float: the network itself, as in TFLite: L [N, H, W, 1] -> {"images": ab [N, H, W, 2]}, both [-1, 1].
+    """
+    size = tuple(int(side) for side in generator.input_shape[1:3])
+
+    def predict_ab(lightness):
+        return generator(lightness, training=False)
+
+    def translate_images(images):
+        return {"images": colorize(images, predict_ab, size)}
+
+    def translate_encoded(image_bytes):
+        def one(data):  # images differ in size, so one at a time
+            image = tf.io.decode_image(data, channels=3, expand_animations=False)
+            return tf.io.encode_png(colorize(image[tf.newaxis], predict_ab, size)[0])
+
+        return {"image_bytes": tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec((), tf.string))}
+
+    def translate_float(images):
+        return {"images": generator(images, training=False)}
+
+    return {
+        "serving_default": (translate_images, [tf.TensorSpec((None, None, None, None), tf.uint8, name="images")]),
+        "translate_encoded": (translate_encoded, [tf.TensorSpec((None,), tf.string, name="image_bytes")]),
+        "translate_float": (translate_float, [tf.TensorSpec((None, *size, 1), tf.float32, name="images")]),
+    }
+
+
+def is_colorizer(generator: keras.Model) -> bool:
+    """A 1 -> 2 channel generator is an L -> ab colorizer (paired images are read with 1 or 3 channels)."""
+    return generator.input_shape[-1] == 1 and generator.output_shape[-1] == 2
+
+
+def decode_photo(path: tf.Tensor) -> tf.Tensor:
+    """Any JPEG/PNG -> uint8 RGB [h, w, 3] (grayscale and RGBA files included)."""
+    return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+
+
+def train_example(path: tf.Tensor, seed: tf.Tensor, image_size: tuple[int, int]) -> tuple[tf.Tensor, tf.Tensor]:
+    """One photo -> jittered (L, ab): the crop and mirror act on the photo, before the Lab split."""
+    photo = jitter_stack(to_float(decode_photo(path)), image_size, seed)  # [H, W, 3]
+    return rgb_to_model(photo)
+
+
+def eval_example(path: tf.Tensor, image_size: tuple[int, int]) -> tuple[tf.Tensor, tf.Tensor]:
+    """One photo -> resized (L, ab)."""
+    return rgb_to_model(tf.image.resize(to_float(decode_photo(path)), image_size))
+
+
+def walk_photos(folder: str) -> list[str]:
+    """Every JPEG/PNG under `folder`, recursively (photo collections often nest by album or class), sorted."""
+    found = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [os.path.join(root, n) for n in names if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith(".")]
+    return sorted(found)
+
+
+def list_photos(data_dir: str, split: str, val_fraction: float) -> list[str]:
+    """The photos of `split` ("train" or "val") in a colorization folder.
+
+    With `data_dir/train/` and `data_dir/val/` the split is given. Otherwise every photo under
+    `data_dir` (or under `train/` when there is no `val/`) is shared out: a fixed permutation
+    (independent of --seed, so runs with different seeds validate on the same photos) sends
+    `val_fraction` of them, at least one, to val.
+
+    Raises:
+        UsageError: the folder is missing, or holds fewer than two photos to split.
+    """
+    if not os.path.isdir(data_dir):
+        raise UsageError(f"{data_dir} does not exist: --data-dir must be a folder of photos (JPEG/PNG)")
+    train_dir, val_dir = os.path.join(data_dir, "train"), os.path.join(data_dir, "val")
+    if (os.path.isdir(train_dir) and os.path.isdir(val_dir)) or split not in ("train", "val"):
+        photos = walk_photos(os.path.join(data_dir, split))  # a further split (test/) is always a folder
+        if not photos:
+            raise UsageError(f"no photos found in {os.path.join(data_dir, split)}: expected {'/'.join(IMAGE_EXTENSIONS)} files")
+        return photos
+    pool = walk_photos(train_dir if os.path.isdir(train_dir) else data_dir)
+    if len(pool) < 2:
+        raise UsageError(f"{data_dir} holds {len(pool)} photo(s): colorization needs at least 2 (some are held out for val)")
+    order = np.random.default_rng(0).permutation(len(pool))
+    num_val = min(len(pool) - 1, max(1, int(round(val_fraction * len(pool)))))
+    chosen = order[:num_val] if split == "val" else order[num_val:]
+    return [pool[i] for i in sorted(chosen)]
+
+
+def write_synthetic_photos(root: str, count: int = 200, size: int = 64, seed: int = 0) -> str:
+    """Writes `count` procedural street "photos" as JPEGs into `root` (one flat folder), for offline runs and tests."""
+    os.makedirs(root, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        photo, _ = draw_pair(rng, size)  # the photo half of a synthetic pair
+        tf.io.write_file(os.path.join(root, f"{i + 1:05d}.jpg"), tf.io.encode_jpeg(photo, quality=95))
+    return root
