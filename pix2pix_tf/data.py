@@ -177,10 +177,13 @@ def decoded_pairs(files: list | tf.data.Dataset, config: TrainConfig) -> tf.data
     """(input, target) uint8 pairs in file order, decoded once and cached as `config.cache` says."""
     # Ordered (parallel) decoding: the cache must hold the files in list order for seeded shuffles to match.
     ds = _sources(files).map(lambda path: load_pair_channels(path, config), num_parallel_calls=AUTOTUNE, deterministic=True)
-    if config.cache == "memory":
-        return ds.cache()
+    return ds.cache() if config.cache == "memory" else ds.cache(train_cache_file(files, config))
+
+
+def train_cache_file(files: list | tf.data.Dataset, config: TrainConfig) -> str:
+    """`cache_file` under the --cache folder, keyed also by what decoding depends on besides the files."""
     key = f"{config.dataset}|{config.resolved_input_channels}|{config.resolved_output_channels}"
-    return ds.cache(cache_file(config.cache, files, config.direction, key))
+    return cache_file(config.cache, files, config.direction, key)
 
 
 def make_train_dataset(

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from pix2pix_tf.config import TrainConfig, UsageError
-from pix2pix_tf.data import cache_file, list_images, make_eval_dataset, make_train_dataset
+from pix2pix_tf.data import cache_file, list_images, make_eval_dataset, make_train_dataset, train_cache_file
 from pix2pix_tf.speed import FusedAdam, dtype_policy, resolve_jit_compile, resolve_precision
 from pix2pix_tf.training import build_pix2pix
 
@@ -106,7 +106,7 @@ def test_cached_pairs_give_the_same_batches(pair_dir, tmp_path):
         for (x, y), (x_ref, y_ref) in zip(batches, reference, strict=True):
             np.testing.assert_array_equal(x, x_ref)
             np.testing.assert_array_equal(y, y_ref)
-    prefix = cache_file(cache_dir, files, "BtoA")
+    prefix = train_cache_file(files, _tiny(pair_dir, cache=cache_dir))
     assert os.path.exists(prefix + ".index")
     # Resuming skips into the cached stream exactly as into the uncached one.
     resumed = _batches(files, _tiny(pair_dir, cache=cache_dir, deterministic=True), 2, start_step=5)
