@@ -104,7 +104,7 @@ class TrainConfig:
     precision: str = _field("auto", "compute precision; auto = bf16 on CPUs with AVX512-BF16/AMX and on Ampere+ GPUs, fp16 (loss-scaled) on older GPUs, else fp32", ("auto", "fp32", "bf16", "fp16"))
     jit_compile: str = _field("auto", "XLA-compile the train step; auto = on with a GPU, off on CPU (slower there)", ("auto", "on", "off"))
     steps_per_execution: int = _field(1, "train steps per compiled call (cuts Python overhead when steps are short, e.g. on GPU)")
-    cache: str = _field("memory", "decoded train pairs: 'memory', 'none', or a folder for an on-disk cache reused across runs")
+    cache: str = _field("auto", "decoded train pairs: 'auto' (memory when the split fits in a quarter of RAM, else none), 'memory', 'none', or a folder for an on-disk cache reused across runs")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", parse_image_size(self.image_size))
@@ -130,7 +130,7 @@ class TrainConfig:
             raise UsageError("need --lr > 0, 0 <= --beta1 < 1 and --lambda-l1 >= 0")
         self._check_task()
         if not self.cache:
-            raise UsageError("--cache is empty: use 'memory', 'none', or a folder for an on-disk cache")
+            raise UsageError("--cache is empty: use 'auto', 'memory', 'none', or a folder for an on-disk cache")
         if self.num_samples < 0:
             raise UsageError(f"--num-samples must be >= 0, got {self.num_samples}")
         height, width = self.image_size

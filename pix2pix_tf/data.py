@@ -13,6 +13,7 @@ from .config import TrainConfig, UsageError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 LOAD_SCALE = 286 / 256  # the paper resizes 256 -> 286 before the random 256 crop
 AUTOTUNE = tf.data.AUTOTUNE
+CACHE_RAM_SHARE = 0.25  # --cache auto keeps decoded pairs in memory up to this share of RAM (held twice)
 
 
 def list_images(data_dir: str, split: str) -> list[str] | list[tuple[str, str]]:
@@ -173,11 +174,28 @@ def cache_file(cache_dir: str, files: list | tf.data.Dataset, direction: str, na
     return prefix
 
 
-def decoded_pairs(files: list | tf.data.Dataset, config: TrainConfig) -> tf.data.Dataset:
-    """(input, target) uint8 pairs in file order, decoded once and cached as `config.cache` says."""
+def resolve_cache(files: list | tf.data.Dataset, config: TrainConfig) -> str:
+    """--cache auto: "memory" when the decoded split takes at most CACHE_RAM_SHARE of RAM, else "none".
+
+    The decoded pairs are held twice (the cache and the full shuffle buffer), so a split that does
+    not fit comfortably (edges2shoes: ~20 GB decoded) must stream from the files instead.
+    """
+    if config.cache != "auto":
+        return config.cache
+    if isinstance(files, tf.data.Dataset) or not files:
+        return "none"  # a TFDS split: its size is not known without reading it
+    first = files[0] if isinstance(files[0], str) else files[0][0]
+    height, width = tf.io.decode_image(tf.io.read_file(first), channels=3, expand_animations=False).shape[:2]
+    decoded = height * width * 3 * (1 if isinstance(files[0], str) else 2) * len(files)
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return "memory" if decoded <= CACHE_RAM_SHARE * ram else "none"
+
+
+def decoded_pairs(files: list | tf.data.Dataset, config: TrainConfig, cache: str) -> tf.data.Dataset:
+    """(input, target) uint8 pairs in file order, decoded once and cached in memory or in the `cache` folder."""
     # Ordered (parallel) decoding: the cache must hold the files in list order for seeded shuffles to match.
     ds = _sources(files).map(lambda path: load_pair_channels(path, config), num_parallel_calls=AUTOTUNE, deterministic=True)
-    return ds.cache() if config.cache == "memory" else ds.cache(train_cache_file(files, config))
+    return ds.cache() if cache == "memory" else ds.cache(train_cache_file(files, config))
 
 
 def train_cache_file(files: list | tf.data.Dataset, config: TrainConfig) -> str:
@@ -196,12 +214,13 @@ def make_train_dataset(
     interrupted run already consumed (before decoding, so it is cheap), so a resumed run sees
     the same data it would have seen uninterrupted. `example_fn(path, seed) -> (x, y)` reads one
     example (default: a jittered pair with the config's channel counts). Without an `example_fn`
-    and unless `config.cache` is "none", files are decoded once (the first batch waits for that
+    and unless the cache resolves to "none", files are decoded once (the first batch waits for that
     pass) and later passes read the cache.
     """
-    if example_fn is None and config.cache != "none":
+    cache = resolve_cache(files, config) if example_fn is None else "none"
+    if cache != "none":
         # The shuffle below permutes by seed and count alone, so cached pairs come in the same order as paths would.
-        sources = decoded_pairs(files, config)
+        sources = decoded_pairs(files, config, cache)
         example_fn = lambda pair, seed: random_jitter(*pair, config.image_size, seed)  # noqa: E731
     else:
         sources = _sources(files)

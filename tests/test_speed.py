@@ -131,3 +131,14 @@ def test_speed_flags_are_validated(pair_dir):
         _tiny(pair_dir, steps_per_execution=0)
     with pytest.raises(UsageError, match="--cache is empty"):
         _tiny(pair_dir, cache="")
+
+
+def test_cache_auto_picks_memory_only_when_the_split_fits(pair_dir, monkeypatch):
+    import pix2pix_tf.data as data
+
+    files = list_images(pair_dir, "train")
+    config = _tiny(pair_dir, cache="auto")
+    assert data.resolve_cache(files, config) == "memory"  # 12 small pairs
+    monkeypatch.setattr(data, "CACHE_RAM_SHARE", 1e-12)  # as if the split were larger than RAM allows
+    assert data.resolve_cache(files, config) == "none"
+    assert data.resolve_cache(files, _tiny(pair_dir, cache="memory")) == "memory"  # an explicit choice stands
