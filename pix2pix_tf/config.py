@@ -47,7 +47,9 @@ def auto_generator_depth(image_size: tuple[int, int]) -> int:
     return max(1, min(MAX_GENERATOR_DEPTH, int(math.log2(min(image_size)))))
 
 
-def _field(default: Any, help: str, choices: Sequence[Any] | None = None, flag: bool = True):
+def option(default: Any, help: str, choices: Sequence[Any] | None = None, flag: bool = True):
+    """A config field carrying its flag's help and choices; every CLI config dataclass uses it."""
+    """A config field carrying its flag's help and choices (every CLI config dataclass uses it)."""
     return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "flag": flag})
 
 
@@ -56,55 +58,55 @@ class TrainConfig:
     """Everything a training run needs; `train.py`'s flags are generated from these fields."""
 
     # data
-    data_dir: str = _field("", "folder in the pix2pix layout (train/, val/, optional test/; each file one side-by-side pair), or A/train/ + B/train/ with matching names")
-    dataset: str = _field("", "dataset instead of --data-dir: 'synthetic' draws label/photo pairs offline; a public pix2pix set is downloaded (checksummed) into --data-root", ("", "synthetic", *REGISTRY))
-    data_root: str = _field(DEFAULT_DATA_ROOT, "where --dataset NAME is downloaded and extracted (NAME/ inside)")
-    data_source: str = _field("folder", "how --dataset NAME is read: the extracted folder, or the TFDS builder 'pix2pix/NAME'", ("folder", "tfds"))
-    allow_unverified_download: bool = _field(False, "accept a --dataset archive that has no checksum on record (its sha256 is logged)")
-    direction: str = _field("", "which half is the input: AtoB reads the LEFT half, BtoA the RIGHT; default: the dataset's task, BtoA for folders (Cityscapes label->photo)", ("AtoB", "BtoA"))
-    image_size: tuple[int, int] = _field((256, 256), "training size: one int (256) or HEIGHTxWIDTH (256x512)")
-    task: str = _field("paired", "paired: side-by-side pairs; colorization: any folder of photos, CIE L -> ab", tuple(TASK_CHANNELS))
-    input_channels: int = _field(0, "channels of the input image: 1 (grayscale) or 3 (RGB); 0 = the task's (3 paired, 1 colorization)")
-    output_channels: int = _field(0, "channels of the generated image: 1 or 3; 0 = the task's (3 paired, 2 colorization)")
-    val_fraction: float = _field(0.1, "colorization from a folder without train/ + val/: share of the photos held out for val")
-    synthetic_pairs: int = _field(200, "train pairs drawn for --dataset synthetic (val gets a tenth, at least 4); with --task colorization, photos in all")
-    on_bad_image: str = _field("skip", "unusable files found by the start-up scan: skip (warn) or fail", ("skip", "fail"))
+    data_dir: str = option("", "folder in the pix2pix layout (train/, val/, optional test/; each file one side-by-side pair), or A/train/ + B/train/ with matching names")
+    dataset: str = option("", "dataset instead of --data-dir: 'synthetic' draws label/photo pairs offline; a public pix2pix set is downloaded (checksummed) into --data-root", ("", "synthetic", *REGISTRY))
+    data_root: str = option(DEFAULT_DATA_ROOT, "where --dataset NAME is downloaded and extracted (NAME/ inside)")
+    data_source: str = option("folder", "how --dataset NAME is read: the extracted folder, or the TFDS builder 'pix2pix/NAME'", ("folder", "tfds"))
+    allow_unverified_download: bool = option(False, "accept a --dataset archive that has no checksum on record (its sha256 is logged)")
+    direction: str = option("", "which half is the input: AtoB reads the LEFT half, BtoA the RIGHT; default: the dataset's task, BtoA for folders (Cityscapes label->photo)", ("AtoB", "BtoA"))
+    image_size: tuple[int, int] = option((256, 256), "training size: one int (256) or HEIGHTxWIDTH (256x512)")
+    task: str = option("paired", "paired: side-by-side pairs; colorization: any folder of photos, CIE L -> ab", tuple(TASK_CHANNELS))
+    input_channels: int = option(0, "channels of the input image: 1 (grayscale) or 3 (RGB); 0 = the task's (3 paired, 1 colorization)")
+    output_channels: int = option(0, "channels of the generated image: 1 or 3; 0 = the task's (3 paired, 2 colorization)")
+    val_fraction: float = option(0.1, "colorization from a folder without train/ + val/: share of the photos held out for val")
+    synthetic_pairs: int = option(200, "train pairs drawn for --dataset synthetic (val gets a tenth, at least 4); with --task colorization, photos in all")
+    on_bad_image: str = option("skip", "unusable files found by the start-up scan: skip (warn) or fail", ("skip", "fail"))
     # model (the paper's networks)
-    generator_filters: int = _field(64, "filters of the U-Net's first conv (ngf); later layers use 2x, 4x, 8x")
-    discriminator_filters: int = _field(64, "filters of the PatchGAN's first conv (ndf)")
-    generator_depth: int = _field(0, "U-Net stride-2 downsamples; 0 = auto (8 at 256 px, 7 at 128, ...)")
-    norm: str = _field("batch", "normalization in both nets", ("batch", "instance"))
+    generator_filters: int = option(64, "filters of the U-Net's first conv (ngf); later layers use 2x, 4x, 8x")
+    discriminator_filters: int = option(64, "filters of the PatchGAN's first conv (ndf)")
+    generator_depth: int = option(0, "U-Net stride-2 downsamples; 0 = auto (8 at 256 px, 7 at 128, ...)")
+    norm: str = option("batch", "normalization in both nets", ("batch", "instance"))
     # objective and optimizer
-    lambda_l1: float = _field(100.0, "weight of the L1 term in the generator loss (lambda)")
-    lr: float = _field(2e-4, "Adam learning rate for both nets")
-    beta1: float = _field(0.5, "Adam beta_1 for both nets")
+    lambda_l1: float = option(100.0, "weight of the L1 term in the generator loss (lambda)")
+    lr: float = option(2e-4, "Adam learning rate for both nets")
+    beta1: float = option(0.5, "Adam beta_1 for both nets")
     # schedule
-    epochs: int = _field(50, "epochs to train (a resumed run trains up to this total)")
-    batch_size: int = _field(16, "images per train step")
-    steps_per_epoch: int = _field(0, "cap on train steps per epoch; 0 = one pass over the train split")
-    val_steps: int = _field(0, "cap on validation batches per epoch; 0 = the whole val split")
+    epochs: int = option(50, "epochs to train (a resumed run trains up to this total)")
+    batch_size: int = option(16, "images per train step")
+    steps_per_epoch: int = option(0, "cap on train steps per epoch; 0 = one pass over the train split")
+    val_steps: int = option(0, "cap on validation batches per epoch; 0 = the whole val split")
     # outputs
-    output_dir: str = _field("outputs", "where checkpoints, plots, samples, history.json and TensorBoard logs go")
-    log_file: str = _field("logs/pix2pix.log", "log file (appended), besides the console")
-    num_samples: int = _field(4, "val images shown in each outputs/samples/epoch_NNN.png")
-    keep_checkpoints: int = _field(3, "checkpoints kept under OUTPUT_DIR/checkpoints")
-    checkpoint_every: int = _field(500, "also checkpoint every N train steps (and on SIGTERM/SIGINT); 0 = at epoch ends only")
-    restart: bool = _field(False, "ignore existing checkpoints and history in OUTPUT_DIR and start at epoch 0")
+    output_dir: str = option("outputs", "where checkpoints, plots, samples, history.json and TensorBoard logs go")
+    log_file: str = option("logs/pix2pix.log", "log file (appended), besides the console")
+    num_samples: int = option(4, "val images shown in each outputs/samples/epoch_NNN.png")
+    keep_checkpoints: int = option(3, "checkpoints kept under OUTPUT_DIR/checkpoints")
+    checkpoint_every: int = option(500, "also checkpoint every N train steps (and on SIGTERM/SIGINT); 0 = at epoch ends only")
+    restart: bool = option(False, "ignore existing checkpoints and history in OUTPUT_DIR and start at epoch 0")
     # reproducibility
-    seed: int = _field(42, "seed for weights, shuffling, crops/flips and dropout")
-    deterministic: bool = _field(False, "bit-reproducible run: deterministic ops and input order (slower)")
+    seed: int = option(42, "seed for weights, shuffling, crops/flips and dropout")
+    deterministic: bool = option(False, "bit-reproducible run: deterministic ops and input order (slower)")
     # scale-out (pix2pix_tf.distribute)
-    strategy: str = _field(
+    strategy: str = option(
         "auto",
         "tf.distribute strategy: auto = mirrored with >1 GPU, else default; multi-worker reads TF_CONFIG; "
         "tpu finds the TPU by TPUClusterResolver ($TPU_NAME or the local/Colab TPU)",
         ("auto", "default", "mirrored", "multi-worker", "tpu"),
     )
     # speed (see README "Speed"; benchmarks/train_throughput.py measures them)
-    precision: str = _field("auto", "compute precision; auto = bf16 on CPUs with AVX512-BF16/AMX and on Ampere+ GPUs, fp16 (loss-scaled) on older GPUs, else fp32", ("auto", "fp32", "bf16", "fp16"))
-    jit_compile: str = _field("auto", "XLA-compile the train step; auto = on with a GPU, off on CPU (slower there)", ("auto", "on", "off"))
-    steps_per_execution: int = _field(1, "train steps per compiled call (cuts Python overhead when steps are short, e.g. on GPU)")
-    cache: str = _field("auto", "decoded train pairs: 'auto' (memory when the split fits in a quarter of RAM, else none), 'memory', 'none', or a folder for an on-disk cache reused across runs")
+    precision: str = option("auto", "compute precision; auto = bf16 on CPUs with AVX512-BF16/AMX and on Ampere+ GPUs, fp16 (loss-scaled) on older GPUs, else fp32", ("auto", "fp32", "bf16", "fp16"))
+    jit_compile: str = option("auto", "XLA-compile the train step; auto = on with a GPU, off on CPU (slower there)", ("auto", "on", "off"))
+    steps_per_execution: int = option(1, "train steps per compiled call (cuts Python overhead when steps are short, e.g. on GPU)")
+    cache: str = option("auto", "decoded train pairs: 'auto' (memory when the split fits in a quarter of RAM, else none), 'memory', 'none', or a folder for an on-disk cache reused across runs")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", parse_image_size(self.image_size))

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .config import TrainConfig, UsageError, _field
+from .config import TrainConfig, UsageError, option
 from .data import load_pair, make_eval_dataset, to_uint8
 from .files import write_json
 from .metrics import IMAGE_METRIC_NAMES, SEGMENTATION_METRIC_NAMES, confusion_matrix, image_metrics, segmentation_scores
@@ -28,14 +28,14 @@ logger = logging.getLogger("pix2pix_tf")
 class EvalConfig:
     """An evaluation; `evaluate.py`'s flags come from these fields."""
 
-    checkpoint_dir: str = _field("outputs", "a train.py --output-dir (holding config.json and checkpoints/), or its checkpoints/")
-    data_dir: str = _field("", "pix2pix-layout folder to evaluate on; default: the run's own data")
-    split: str = _field("val", "split folder of the data to score (train, val, test, ...)")
-    batch_size: int = _field(8, "images per generator call")
-    max_images: int = _field(0, "score only the first N images of the split (in file order); 0 = all")
-    report_images: int = _field(20, "input | generated | target rows shown in the HTML report")
-    report_dir: str = _field("", "where index.html, images/ and metrics.json go; default: CHECKPOINT_DIR/report")
-    fcn_score: str = _field("", "a segmenter folder (python -m pix2pix_tf.segmenter train --output-dir) to add the FCN-score")
+    checkpoint_dir: str = option("outputs", "a train.py --output-dir (holding config.json and checkpoints/), or its checkpoints/")
+    data_dir: str = option("", "pix2pix-layout folder to evaluate on; default: the run's own data")
+    split: str = option("val", "split folder of the data to score (train, val, test, ...)")
+    batch_size: int = option(8, "images per generator call")
+    max_images: int = option(0, "score only the first N images of the split (in file order); 0 = all")
+    report_images: int = option(20, "input | generated | target rows shown in the HTML report")
+    report_dir: str = option("", "where index.html, images/ and metrics.json go; default: CHECKPOINT_DIR/report")
+    fcn_score: str = option("", "a segmenter folder (python -m pix2pix_tf.segmenter train --output-dir) to add the FCN-score")
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_images < 0 or self.report_images < 0:

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from .colorization import eval_example, is_colorizer, walk_photos
-from .config import TrainConfig, UsageError, _field
+from .config import TrainConfig, UsageError, option
 from .data import list_images, load_pair, to_channels, to_float
 from .export import (
     FORMATS,
@@ -40,19 +40,19 @@ PEAK = 2.0  # the generator's output range [-1, 1]: PSNR here equals PSNR of the
 class ExportConfig:
     """What export.py writes and from which model; its flags are generated from these fields."""
 
-    checkpoint_dir: str = _field("outputs/checkpoints", "checkpoints/ of a train.py run (config.json is read from its parent)")
-    keras_file: str = _field("", "a .keras generator file instead of --checkpoint-dir (loaded with safe_mode)")
-    export_dir: str = _field("exports", "base folder: the SavedModel goes to EXPORT_DIR/MODEL_NAME/VERSION, TFLite next to it")
-    model_name: str = _field("pix2pix", "TF Serving model name (folder under --export-dir)")
-    version: int = _field(0, "SavedModel version; 0 = one more than the highest existing")
-    overwrite: bool = _field(False, "replace an existing version / TFLite files instead of refusing")
-    formats: str = _field(",".join(FORMATS), f"comma-separated subset of {','.join(FORMATS)}")
-    calibration_dir: str = _field("", "pair images whose input halves calibrate int8_full; default: the run's train/")
-    calibration_count: int = _field(100, "calibration images used for int8_full")
-    eval_dir: str = _field("", "held-out pair images for the fidelity figures; default: the run's val/")
-    eval_count: int = _field(8, "held-out images compared against the Keras generator")
-    direction: str = _field("", "which half of a pair is the input; default: the run's --direction (BtoA)", ("", "AtoB", "BtoA"))
-    latency_runs: int = _field(20, "timed one-image calls per format for the latency figures")
+    checkpoint_dir: str = option("outputs/checkpoints", "checkpoints/ of a train.py run (config.json is read from its parent)")
+    keras_file: str = option("", "a .keras generator file instead of --checkpoint-dir (loaded with safe_mode)")
+    export_dir: str = option("exports", "base folder: the SavedModel goes to EXPORT_DIR/MODEL_NAME/VERSION, TFLite next to it")
+    model_name: str = option("pix2pix", "TF Serving model name (folder under --export-dir)")
+    version: int = option(0, "SavedModel version; 0 = one more than the highest existing")
+    overwrite: bool = option(False, "replace an existing version / TFLite files instead of refusing")
+    formats: str = option(",".join(FORMATS), f"comma-separated subset of {','.join(FORMATS)}")
+    calibration_dir: str = option("", "pair images whose input halves calibrate int8_full; default: the run's train/")
+    calibration_count: int = option(100, "calibration images used for int8_full")
+    eval_dir: str = option("", "held-out pair images for the fidelity figures; default: the run's val/")
+    eval_count: int = option(8, "held-out images compared against the Keras generator")
+    direction: str = option("", "which half of a pair is the input; default: the run's --direction (BtoA)", ("", "AtoB", "BtoA"))
+    latency_runs: int = option(20, "timed one-image calls per format for the latency figures")
 
     def __post_init__(self) -> None:
         unknown = set(self.format_list) - set(FORMATS)

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .config import UsageError, _field, add_config_flags, auto_generator_depth, config_from_args, parse_image_size
+from .config import UsageError, option, add_config_flags, auto_generator_depth, config_from_args, parse_image_size
 from .data import AUTOTUNE, list_images, load_pair, to_float
 from .files import write_json
 from .metrics import confusion_matrix, segmentation_scores
@@ -38,18 +38,18 @@ MODEL_FILE = "segmenter.keras"
 class SegmenterConfig:
     """A segmenter training run; `python -m pix2pix_tf.segmenter train`'s flags come from these fields."""
 
-    data_dir: str = _field("", "pix2pix-layout folder of photo | colour-label pairs (train/, val/), e.g. Cityscapes")
-    direction: str = _field("AtoB", "which half is the photo: AtoB = the LEFT half (Cityscapes), BtoA = the RIGHT", ("AtoB", "BtoA"))
-    image_size: tuple[int, int] = _field((256, 256), "segmenter input size: one int or HEIGHTxWIDTH (photos are resized to it)")
-    filters: int = _field(32, "width of the U-Net's first conv")
-    depth: int = _field(0, "U-Net stride-2 downsamples; 0 = auto (8 at 256 px, 7 at 128, ...)")
-    epochs: int = _field(20, "epochs to train (a resumed run trains up to this total)")
-    batch_size: int = _field(8, "photos per step")
-    steps_per_epoch: int = _field(0, "cap on train steps per epoch; 0 = one pass over the train split")
-    val_steps: int = _field(0, "cap on validation batches per epoch; 0 = the whole val split")
-    lr: float = _field(1e-3, "Adam learning rate")
-    output_dir: str = _field("outputs/segmenter", f"where {MODEL_FILE}, config.json, history.json and scores.json go")
-    seed: int = _field(42, "seed for weights, shuffling and flips")
+    data_dir: str = option("", "pix2pix-layout folder of photo | colour-label pairs (train/, val/), e.g. Cityscapes")
+    direction: str = option("AtoB", "which half is the photo: AtoB = the LEFT half (Cityscapes), BtoA = the RIGHT", ("AtoB", "BtoA"))
+    image_size: tuple[int, int] = option((256, 256), "segmenter input size: one int or HEIGHTxWIDTH (photos are resized to it)")
+    filters: int = option(32, "width of the U-Net's first conv")
+    depth: int = option(0, "U-Net stride-2 downsamples; 0 = auto (8 at 256 px, 7 at 128, ...)")
+    epochs: int = option(20, "epochs to train (a resumed run trains up to this total)")
+    batch_size: int = option(8, "photos per step")
+    steps_per_epoch: int = option(0, "cap on train steps per epoch; 0 = one pass over the train split")
+    val_steps: int = option(0, "cap on validation batches per epoch; 0 = the whole val split")
+    lr: float = option(1e-3, "Adam learning rate")
+    output_dir: str = option("outputs/segmenter", f"where {MODEL_FILE}, config.json, history.json and scores.json go")
+    seed: int = option(42, "seed for weights, shuffling and flips")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", parse_image_size(self.image_size))
