@@ -49,7 +49,6 @@ def auto_generator_depth(image_size: tuple[int, int]) -> int:
 
 def option(default: Any, help: str, choices: Sequence[Any] | None = None, flag: bool = True):
     """A config field carrying its flag's help and choices; every CLI config dataclass uses it."""
-    """A config field carrying its flag's help and choices (every CLI config dataclass uses it)."""
     return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "flag": flag})
 
 
