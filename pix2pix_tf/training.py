@@ -56,10 +56,9 @@ def setup_logging(log_file: str) -> None:
 def build_pix2pix(config: TrainConfig) -> Pix2Pix:
     """G, D and their optimizers as the config says, compiled (precision, XLA, steps per call) for fit()."""
     strategy = tf.distribute.get_strategy()  # build_pix2pix runs inside the run's strategy scope
-    precision = resolve_precision(config.precision, gpu_compute_capability(), tpu=isinstance(strategy, tf.distribute.TPUStrategy))
-    jit_compile = resolve_jit_compile(
-        config.jit_compile, gpu_compute_capability() is not None, config.deterministic, tf.distribute.has_strategy()
-    )
+    capability = gpu_compute_capability()
+    precision = resolve_precision(config.precision, capability, tpu=isinstance(strategy, tf.distribute.TPUStrategy))
+    jit_compile = resolve_jit_compile(config.jit_compile, capability is not None, config.deterministic, tf.distribute.has_strategy())
     task = make_task(config)
     with dtype_policy(precision):
         generator = build_generator(
@@ -102,14 +101,12 @@ def synthetic_data_dir(config: TrainConfig, output_dir: str) -> str:
 
 
 def resolve_data_dir(config: TrainConfig) -> str:
-    if config.dataset == "synthetic" and config.task == "colorization":
-        root = synthetic_data_dir(config, config.output_dir)
-        logger.info("writing %d synthetic photos to %s", config.synthetic_pairs, root)
-        return write_synthetic_photos(root, config.synthetic_pairs, size=max(config.image_size), seed=config.seed)
     if config.dataset == "synthetic":
         root = synthetic_data_dir(config, config.output_dir)
-        logger.info("writing the synthetic dataset (%d train pairs) to %s", config.synthetic_pairs, root)
-        return write_synthetic_dataset(root, config.synthetic_pairs, size=max(config.image_size), seed=config.seed)
+        photos = config.task == "colorization"
+        logger.info("writing %d synthetic %s to %s", config.synthetic_pairs, "photos" if photos else "train pairs", root)
+        write = write_synthetic_photos if photos else write_synthetic_dataset
+        return write(root, config.synthetic_pairs, size=max(config.image_size), seed=config.seed)
     if config.dataset:  # a public pix2pix dataset: downloaded, checked and extracted once into --data-root
         from .datasets import fetch_dataset
 
@@ -202,7 +199,7 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     out = config.output_dir
     if config.restart and chief:
         archive_previous_run(out)
-    data_dir = resolve_data_dir(config) if config.dataset else config.data_dir
+    data_dir = resolve_data_dir(config)
     task = make_task(config)
     train_files, val_files = load_splits(config, data_dir)
     listed = len(train_files) + len(val_files)
