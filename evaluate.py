@@ -4,13 +4,16 @@
     python evaluate.py --checkpoint-dir outputs --data-dir ../shared/datasets/cityscapes --split val
     python -m pix2pix_tf.segmenter train --data-dir ../shared/datasets/cityscapes --output-dir outputs/segmenter
     python evaluate.py --checkpoint-dir outputs --fcn-score outputs/segmenter  # + the paper's FCN-score
+    python evaluate.py --checkpoint-dir outputs --fcn-score ../shared/judges/cityscapes-fcn  # a SavedModel judge
 
-Writes CHECKPOINT_DIR/report/index.html (input | generated | target rows, the metrics tables) and metrics.json.
+Writes CHECKPOINT_DIR/report/index.html (input | generated | target rows, the metrics tables) and metrics.json,
+and prints metrics.json as the last line of stdout (one JSON line per evaluation, for scripts).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from pix2pix_tf.config import UsageError, add_config_flags, config_from_args
@@ -23,9 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     add_config_flags(parser, EvalConfig)
     args = parser.parse_args(argv)
     try:
-        evaluate(config_from_args(args, EvalConfig))
+        results = evaluate(config_from_args(args, EvalConfig))
     except UsageError as err:
         parser.error(str(err))  # one line, exit code 2
+    print(json.dumps(results), flush=True)
     return 0
 
 

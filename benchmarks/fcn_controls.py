@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import tensorflow as tf
 
@@ -19,14 +20,16 @@ from pix2pix_tf.data import list_images
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--segmenter", required=True, help="a `python -m pix2pix_tf.segmenter train` output folder")
+    parser.add_argument("--segmenter", required=True, help="a `python -m pix2pix_tf.segmenter train` output folder or a SavedModel judge")
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--split", default="val")
     args = parser.parse_args(argv)
     model = segmenter.load_segmenter(args.segmenter)
-    size = tuple(model.input_shape[1:3])
-    with open(f"{args.segmenter}/config.json") as f:
-        direction = json.load(f)["direction"]
+    size = model.size
+    direction = "AtoB"  # Cityscapes pairs: the photo is the LEFT half (a SavedModel judge records no direction)
+    if os.path.isfile(f"{args.segmenter}/config.json"):
+        with open(f"{args.segmenter}/config.json") as f:
+            direction = json.load(f)["direction"]
     config = segmenter.SegmenterConfig(data_dir=args.data_dir, direction=direction, image_size=size, batch_size=16)
     ds = segmenter.make_dataset(list_images(args.data_dir, args.split), config, training=False)
     controls = {

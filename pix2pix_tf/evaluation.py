@@ -17,7 +17,7 @@ from .files import write_json
 from .metrics import IMAGE_METRIC_NAMES, SEGMENTATION_METRIC_NAMES, confusion_matrix, image_metrics, segmentation_scores
 from .palette import NUM_CLASSES, ids_to_colours, palette_fraction
 from .report import write_report
-from .segmenter import label_ids, load_segmenter, predict_ids
+from .segmenter import Segmenter, label_ids, load_segmenter, predict_ids
 from .tasks import make_task
 from .training import build_pix2pix, make_checkpoint, resolve_data_dir, setup_logging, synthetic_data_dir
 
@@ -35,7 +35,7 @@ class EvalConfig:
     max_images: int = option(0, "score only the first N images of the split (in file order); 0 = all")
     report_images: int = option(20, "input | generated | target rows shown in the HTML report")
     report_dir: str = option("", "where index.html, images/ and metrics.json go; default: CHECKPOINT_DIR/report")
-    fcn_score: str = option("", "a segmenter folder (python -m pix2pix_tf.segmenter train --output-dir) to add the FCN-score")
+    fcn_score: str = option("", "add the FCN-score with this segmenter: a SavedModel judge (photos [-1, 1] -> 19 class logits, e.g. ../shared/judges/cityscapes-fcn) or a python -m pix2pix_tf.segmenter train --output-dir")
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_images < 0 or self.report_images < 0:
@@ -110,7 +110,7 @@ def _label_dataset(files: list[str], run: Restored, size: tuple[int, int], batch
     return tf.data.Dataset.from_tensor_slices(files).map(load_ids).batch(batch_size)
 
 
-def _score_split(run: Restored, ds: tf.data.Dataset, files: list[str], segmenter: keras.Model | None, report_images: int):
+def _score_split(run: Restored, ds: tf.data.Dataset, files: list[str], segmenter: Segmenter | None, report_images: int):
     """One pass of G over the split: per-image l1/psnr/ssim, the segmenter's confusion matrices, report rows."""
     per_image: dict[str, list[float]] = {name: [] for name in IMAGE_METRIC_NAMES}
     confusion = {kind: np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64) for kind in ("generated", "real")}
@@ -138,6 +138,15 @@ def _score_split(run: Restored, ds: tf.data.Dataset, files: list[str], segmenter
     return per_image, confusion, rows
 
 
+def _resize_note(image_size: tuple[int, int], segmenter_size: tuple[int, int]) -> str:
+    """How photos reach the segmenter: the real ones take the generator's path too, so the ratio compares like with like."""
+    if tuple(image_size) == tuple(segmenter_size):
+        return f"none: generated and real photos scored at {image_size[0]}x{image_size[1]}"
+    return (f"generated photos {image_size[0]}x{image_size[1]} -> {segmenter_size[0]}x{segmenter_size[1]} (bilinear); "
+            f"real photos through the same path (source -> {image_size[0]}x{image_size[1]} -> "
+            f"{segmenter_size[0]}x{segmenter_size[1]}); labels read at {segmenter_size[0]}x{segmenter_size[1]} (nearest)")
+
+
 def evaluate(config: EvalConfig) -> dict:
     """Scores the latest checkpoint of a run on a split and writes REPORT_DIR/index.html and metrics.json.
 
@@ -154,7 +163,7 @@ def evaluate(config: EvalConfig) -> dict:
     logger.info("evaluating %s (epoch %d) on %d %s images of %s", run.checkpoint, run.epoch, len(files), config.split, data_dir)
     ds = make_eval_dataset(files, run.config, batch_size=config.batch_size, example_fn=task.eval_example)
     if segmenter is not None:
-        ds = tf.data.Dataset.zip(ds, _label_dataset(files, run, tuple(segmenter.input_shape[1:3]), config.batch_size))
+        ds = tf.data.Dataset.zip(ds, _label_dataset(files, run, segmenter.size, config.batch_size))
     per_image, confusion, rows = _score_split(run, ds, files, segmenter, config.report_images)
 
     results = {
@@ -165,12 +174,14 @@ def evaluate(config: EvalConfig) -> dict:
     if segmenter is not None:
         generated, real = segmentation_scores(confusion["generated"]), segmentation_scores(confusion["real"])
         ratio = {k: generated[k] / real[k] if real[k] else float("nan") for k in SEGMENTATION_METRIC_NAMES}
-        results["fcn_score"] = {"segmenter": config.fcn_score, "generated": generated, "real": real, "ratio": ratio}
+        results["fcn_score"] = {"segmenter": segmenter.source, "resize": _resize_note(run.config.image_size, segmenter.size),
+                                "generated": generated, "real": real, "ratio": ratio}
     report_dir = config.report_dir or os.path.join(run.run_dir, "report")
     write_json(os.path.join(report_dir, "metrics.json"), results)
     write_report(report_dir, results, rows, plots_dir=os.path.join(run.run_dir, "plots"))
     logger.info("%s", " ".join(f"{name}={results[name]:.4g}" for name in IMAGE_METRIC_NAMES))
     if segmenter is not None:
+        logger.info("FCN-score photos: %s", results["fcn_score"]["resize"])
         for kind in ("generated", "real", "ratio"):
             logger.info("FCN-score %s: %s", kind, " ".join(f"{k}={v:.3f}" for k, v in results["fcn_score"][kind].items()))
     logger.info("report: %s", os.path.join(report_dir, "index.html"))

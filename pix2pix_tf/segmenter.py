@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import sys
+from typing import Callable
 
 import keras
 import numpy as np
@@ -106,15 +107,30 @@ def make_dataset(files: list[str], config: SegmenterConfig, training: bool) -> t
     return ds.batch(config.batch_size, drop_remainder=training).prefetch(AUTOTUNE)
 
 
-def predict_ids(segmenter: keras.Model, photos: tf.Tensor) -> tf.Tensor:
+@dataclasses.dataclass(frozen=True)
+class Segmenter:
+    """A photo -> class-logits model: the project's own `.keras` segmenter or a SavedModel judge.
+
+    `size` is the (height, width) it reads; photos of another size are resized to it (bilinear).
+    """
+
+    logits: Callable[[tf.Tensor], tf.Tensor]  # float [N, h, w, 3] in [-1, 1] -> [N, h, w, NUM_CLASSES]
+    size: tuple[int, int]
+    source: str
+
+    @classmethod
+    def from_keras(cls, model: keras.Model, source: str = "") -> "Segmenter":
+        return cls(lambda photos: model(photos, training=False), tuple(model.input_shape[1:3]), source or model.name)
+
+
+def predict_ids(segmenter: Segmenter, photos: tf.Tensor) -> tf.Tensor:
     """Class ids [N, h, w] of photos in [-1, 1], resized to the segmenter's input size first."""
-    size = tuple(segmenter.input_shape[1:3])
-    if tuple(photos.shape[1:3]) != size:
-        photos = tf.image.resize(photos, size)
-    return tf.argmax(segmenter(photos, training=False), axis=-1, output_type=tf.int32)
+    if tuple(photos.shape[1:3]) != segmenter.size:
+        photos = tf.image.resize(photos, segmenter.size)
+    return tf.argmax(segmenter.logits(tf.cast(photos, tf.float32)), axis=-1, output_type=tf.int32)
 
 
-def score(segmenter: keras.Model, dataset: tf.data.Dataset) -> dict[str, float]:
+def score(segmenter: Segmenter, dataset: tf.data.Dataset) -> dict[str, float]:
     """FCN-score numbers (pixel_acc, class_acc, class_iou) of the segmenter on (photo, ids) batches."""
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
     for photos, ids in dataset:
@@ -122,17 +138,47 @@ def score(segmenter: keras.Model, dataset: tf.data.Dataset) -> dict[str, float]:
     return segmentation_scores(confusion)
 
 
-def load_segmenter(path: str) -> keras.Model:
-    """The segmenter saved by `train` (its output folder, or the .keras file itself).
+def load_segmenter(path: str) -> Segmenter:
+    """A segmenter folder saved by `train` (or its .keras file), or a SavedModel judge.
+
+    A SavedModel judge (such as the frozen Cityscapes FCN judge) must have a `serving_default`
+    signature taking one float32 [N, H, W, 3] photo tensor in [-1, 1] and returning [N, H, W, 19]
+    class logits (the output named `logits`, or its only output).
 
     Raises:
-        UsageError: no segmenter there.
+        UsageError: nothing loadable there, or a SavedModel whose signature does not fit.
     """
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return _load_saved_model_judge(path)
     model_path = os.path.join(path, MODEL_FILE) if os.path.isdir(path) else path
     if not os.path.isfile(model_path):
-        raise UsageError(f"no segmenter at {path}: train one with `python -m pix2pix_tf.segmenter train --data-dir DIR "
-                         f"--output-dir {path}` and pass that folder")
-    return keras.models.load_model(model_path, compile=False, safe_mode=True)
+        raise UsageError(f"no segmenter at {path}: pass a SavedModel judge folder, or train one with `python -m "
+                         f"pix2pix_tf.segmenter train --data-dir DIR --output-dir {path}` and pass that folder")
+    return Segmenter.from_keras(keras.models.load_model(model_path, compile=False, safe_mode=True), model_path)
+
+
+def _load_saved_model_judge(path: str) -> Segmenter:
+    loaded = tf.saved_model.load(path)
+    signature = loaded.signatures.get("serving_default")
+    inputs = signature.structured_input_signature[1] if signature is not None else {}
+    outputs = signature.structured_outputs if signature is not None else {}
+    spec = next(iter(inputs.values()), None)
+    output_key = "logits" if "logits" in outputs else next(iter(outputs), None)
+    fits = (
+        len(inputs) == 1 and spec.dtype == tf.float32 and spec.shape.rank == 4 and spec.shape[-1] == 3
+        and None not in spec.shape[1:3] and output_key is not None and outputs[output_key].shape[-1] == NUM_CLASSES
+    )  # fmt: skip
+    if not fits:
+        raise UsageError(f"{path} is a SavedModel but not a segmenter judge: its serving_default must take one float32 "
+                         f"[N, H, W, 3] photo tensor in [-1, 1] and return [N, H, W, {NUM_CLASSES}] logits")
+    input_key = next(iter(inputs))
+
+    def logits(photos: tf.Tensor) -> tf.Tensor:
+        return signature(**{input_key: photos})[output_key]
+
+    # `loaded` owns the variables the signature reads: keep it alive with the closure.
+    logits.saved_model = loaded
+    return Segmenter(logits, tuple(spec.shape[1:3]), path)
 
 
 def _check_same_network(config: SegmenterConfig, model_path: str) -> None:
@@ -193,7 +239,7 @@ def train(config: SegmenterConfig) -> dict[str, float]:
     rows = load_history(history_path, history.epoch[0] if history.epoch else config.epochs)
     rows += [{"epoch": e + 1, **{k: float(v[i]) for k, v in history.history.items()}} for i, e in enumerate(history.epoch)]
     write_json(history_path, rows)
-    scores = score(model, make_dataset(val_files, config, training=False))
+    scores = score(Segmenter.from_keras(model, model_path), make_dataset(val_files, config, training=False))
     write_json(os.path.join(config.output_dir, "scores.json"), {"split": "val", "real_photos": scores, "classes": CLASS_NAMES})
     logger.info("segmenter on real val photos: %s; saved to %s", scores, config.output_dir)
     return scores

@@ -12,6 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import evaluate as evaluate_script
 import train as train_script
+from pix2pix_tf import metrics as metrics_module
 from pix2pix_tf import segmenter
 from pix2pix_tf.data import list_images
 from pix2pix_tf.palette import IGNORE, NUM_CLASSES
@@ -142,3 +143,61 @@ def test_fcn_score_refuses_inputs_that_are_not_label_maps(pair_dir, run_dir, seg
                               "--report-dir", str(tmp_path / "report"), "--fcn-score", segmenter_dir])  # fmt: skip
     assert exc.value.code == 2
     assert "are not Cityscapes colour label maps" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def judge_dir(segmenter_dir, tmp_path_factory):
+    """A stand-in for the frozen Cityscapes judge: a SavedModel reading 64x64 photos (the run's are 32x32).
+
+    It is the tiny trained segmenter behind a resize, so its answers carry information about the photos.
+    """
+    class Judge(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = keras.models.load_model(os.path.join(segmenter_dir, segmenter.MODEL_FILE))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 64, 64, 3], tf.float32, name="photos")])
+        def serve(self, photos):
+            logits = self.model(tf.image.resize(photos, (32, 32)), training=False)
+            return {"logits": tf.image.resize(logits, (64, 64), method="nearest")}
+
+    judge = Judge()
+    out = str(tmp_path_factory.mktemp("judge"))
+    tf.saved_model.save(judge, out, signatures={"serving_default": judge.serve})
+    return out
+
+
+def test_fcn_score_with_a_saved_model_judge_resizes_both_photo_sets_alike(run_dir, judge_dir, tmp_path, capsys):
+    report = str(tmp_path / "report")
+    assert evaluate_script.main(["--checkpoint-dir", run_dir, "--report-dir", report, "--batch-size", "3",
+                                 "--fcn-score", judge_dir]) == 0  # fmt: skip
+    metrics = _json(os.path.join(report, "metrics.json"))
+    # The last stdout line is metrics.json as one JSON line, for scripts.
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == metrics
+    fcn = metrics["fcn_score"]
+    assert fcn["segmenter"] == judge_dir and "32x32 -> 64x64" in fcn["resize"]
+    for key in ("pixel_acc", "class_acc", "class_iou"):
+        assert fcn["ratio"][key] == pytest.approx(fcn["generated"][key] / fcn["real"][key])
+
+    # The ceiling, recomputed by hand: real photos at the run's size (as G sees them), up to 64 for the judge,
+    # against label ids read at 64 by nearest neighbour.
+    judge = tf.saved_model.load(judge_dir).signatures["serving_default"]
+    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+    for path in list_images(metrics["data_dir"], "val"):
+        pair = tf.io.decode_jpeg(tf.io.read_file(path))
+        label, photo = pair[:, pair.shape[1] // 2 :], pair[:, : pair.shape[1] // 2]  # BtoA: the label map is B (right)
+        real = tf.image.resize(tf.image.resize(tf.cast(photo, tf.float32) / 127.5 - 1, (32, 32)), (64, 64))
+        predicted = tf.argmax(judge(photos=real[None])["logits"], -1)
+        confusion += metrics_module.confusion_matrix(segmenter.label_ids(label, (64, 64)), predicted, NUM_CLASSES).numpy()
+    assert fcn["real"] == pytest.approx(metrics_module.segmentation_scores(confusion), abs=1e-6)
+
+
+def test_fcn_score_refuses_a_saved_model_that_is_not_a_segmenter(run_dir, tmp_path, capsys):
+    module = tf.Module()
+    module.serve = tf.function(lambda images: {"images": images}, input_signature=[tf.TensorSpec([None, 8, 8, 3], tf.float32)])
+    tf.saved_model.save(module, str(tmp_path / "not_a_judge"), signatures={"serving_default": module.serve})
+    with pytest.raises(SystemExit) as exc:
+        evaluate_script.main(["--checkpoint-dir", run_dir, "--report-dir", str(tmp_path / "report"),
+                              "--fcn-score", str(tmp_path / "not_a_judge")])  # fmt: skip
+    assert exc.value.code == 2
+    assert "not a segmenter judge" in capsys.readouterr().err

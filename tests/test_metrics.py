@@ -63,6 +63,13 @@ def test_segmentation_scores_on_a_known_confusion_matrix():
     assert scores["class_iou"] == pytest.approx((3 / 4 + 2 / 3) / 2)
 
 
+def test_class_iou_averages_over_the_classes_in_the_labels():
+    # Class 1 is only ever predicted: it costs class 0 a pixel, but is no class of its own in the mean.
+    scores = segmentation_scores(np.array([[3, 1], [0, 0]]))
+    assert scores["class_iou"] == pytest.approx(3 / 4)
+    assert scores["class_acc"] == pytest.approx(3 / 4)
+
+
 def test_confusion_matrix_ignores_void_pixels():
     labels = tf.constant([[0, 1, IGNORE], [1, 1, 0]])
     predictions = tf.constant([[0, 0, 1], [1, 1, 1]])
