@@ -5,7 +5,17 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-INIT = keras.initializers.RandomNormal(mean=0.0, stddev=0.02)  # the paper's weight init
+INIT_STDDEV = 0.02  # the paper's weight init: N(0, 0.02)
+
+
+def _init() -> keras.initializers.Initializer:
+    """A fresh N(0, 0.02) initializer for one layer.
+
+    Keras 3 fixes an initializer instance's seed when it is created, so one instance shared by every
+    layer would give all layers of the same shape the SAME starting weights (down5-down7 and up1 at
+    256 px). A new instance per layer draws its own seed from the global one (keras.utils.set_random_seed).
+    """
+    return keras.initializers.RandomNormal(mean=0.0, stddev=INIT_STDDEV)
 LEAK = 0.2  # encoder and discriminator LeakyReLU slope
 # PyTorch's BatchNorm defaults, as in the paper's reference code (Keras' own are 0.99 / 1e-3).
 BN_MOMENTUM, BN_EPSILON = 0.9, 1e-5
@@ -22,7 +32,7 @@ def _norm(kind: str, name: str) -> layers.Layer:
 
 def _ck(x, k: int, name: str, norm: str | None, stride: int = 2, padding: str = "same", leak: float = LEAK):
     """Ck: 4x4 Convolution-Norm-LeakyReLU(0.2); a bias exactly where no normalization follows."""
-    x = layers.Conv2D(k, 4, stride, padding=padding, use_bias=norm is None, kernel_initializer=INIT, name=f"{name}_conv")(x)
+    x = layers.Conv2D(k, 4, stride, padding=padding, use_bias=norm is None, kernel_initializer=_init(), name=f"{name}_conv")(x)
     if norm is not None:
         x = _norm(norm, f"{name}_norm")(x)
     return layers.LeakyReLU(negative_slope=leak, name=f"{name}_relu")(x)
@@ -30,7 +40,7 @@ def _ck(x, k: int, name: str, norm: str | None, stride: int = 2, padding: str = 
 
 def _cdk(x, k: int, name: str, norm: str, dropout: bool):
     """CDk (Ck with dropout 0.5 when `dropout`): 4x4 stride-2 TransposedConv-Norm-[Dropout]-ReLU."""
-    x = layers.Conv2DTranspose(k, 4, 2, padding="same", use_bias=False, kernel_initializer=INIT, name=f"{name}_deconv")(x)
+    x = layers.Conv2DTranspose(k, 4, 2, padding="same", use_bias=False, kernel_initializer=_init(), name=f"{name}_deconv")(x)
     x = _norm(norm, f"{name}_norm")(x)
     if dropout:
         x = layers.Dropout(0.5, name=f"{name}_dropout")(x)
@@ -87,7 +97,7 @@ def build_generator(
         num_dropout += dropout
         x = _cdk(x, k, f"up{i + 1}", norm, dropout)  # [N, 2h, 2w, k]
         x = layers.Concatenate(name=f"skip{i + 1}")([x, skips.pop()])  # [N, 2h, 2w, 2k]
-    x = layers.Conv2DTranspose(output_channels, 4, 2, padding="same", kernel_initializer=INIT, name="output_deconv")(x)
+    x = layers.Conv2DTranspose(output_channels, 4, 2, padding="same", kernel_initializer=_init(), name="output_deconv")(x)
     # tanh in float32 so the [-1, 1] range survives mixed precision.
     outputs = layers.Activation("tanh", dtype="float32", name="output_tanh")(x)  # [N, H, W, Cout]
     return keras.Model(inputs, outputs, name="generator")
@@ -118,5 +128,5 @@ def build_discriminator(
         x = layers.ZeroPadding2D(1, name=f"pad{i + 1}")(x)
         x = _ck(x, k, f"disc{i + 1}", None if i == 0 else norm, stride=stride, padding="valid")
     x = layers.ZeroPadding2D(1, name="pad5")(x)  # [N, H/8, W/8, 8 * filters] before the last two convs
-    logits = layers.Conv2D(1, 4, 1, kernel_initializer=INIT, dtype="float32", name="patch_logits")(x)  # [N, H/8-2, W/8-2, 1]
+    logits = layers.Conv2D(1, 4, 1, kernel_initializer=_init(), dtype="float32", name="patch_logits")(x)  # [N, H/8-2, W/8-2, 1]
     return keras.Model([x_in, y_in], logits, name="discriminator")

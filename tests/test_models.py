@@ -1,5 +1,6 @@
 """Architecture: the paper's parameter counts and output shapes (built, not trained)."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -53,3 +54,25 @@ def test_instance_norm_and_channel_options_build():
 def test_size_not_multiple_of_depth_is_refused():
     with pytest.raises(ValueError, match="multiple of 2\\*\\*depth"):
         build_generator((96, 96), depth=6)
+
+
+def test_every_layer_starts_from_its_own_draw_and_the_seed_reproduces_it():
+    def kernels(seed):
+        keras.utils.set_random_seed(seed)
+        generator = build_generator((64, 64), filters=8, depth=6)  # down4..down6 and up1 share shapes
+        return {layer.name: layer.kernel.numpy() for layer in generator.layers if hasattr(layer, "kernel")}
+
+    first = kernels(3)
+    by_shape = {}
+    for name, kernel in first.items():
+        by_shape.setdefault(kernel.shape, []).append((name, kernel))
+    shared = [group for group in by_shape.values() if len(group) > 1]
+    assert shared, "the test needs layers of equal shape"
+    for group in shared:
+        for i, (name_a, a) in enumerate(group):
+            for name_b, b in group[i + 1 :]:
+                assert not np.array_equal(a, b), f"{name_a} and {name_b} start from identical weights"
+    for kernel in first.values():
+        assert abs(float(kernel.std()) - 0.02) < 0.005  # N(0, 0.02), the paper's init
+    again = kernels(3)
+    assert all(np.array_equal(first[name], again[name]) for name in first)
