@@ -4,9 +4,11 @@
     python export.py --checkpoint-dir runs/city/checkpoints --export-dir exports --model-name city
     python export.py --keras-file generator.keras --eval-dir DATA/val --calibration-dir DATA/train
     python export.py --formats savedmodel,fp32 --version 3 --overwrite
+    python export.py --formats savedmodel,onnx                  # ONNX needs: pip install 'pix2pix_tf[onnx]'
 
 Writes EXPORT_DIR/MODEL_NAME/VERSION/ (SavedModel: serving_default, translate_encoded, translate_float),
-EXPORT_DIR/MODEL_NAME/generator_{fp32,fp16,int8,int8_full}.tflite and EXPORT_DIR/MODEL_NAME/export_report.json.
+EXPORT_DIR/MODEL_NAME/generator_{fp32,fp16,int8,int8_full}.tflite, EXPORT_DIR/MODEL_NAME/generator.onnx (when asked)
+and EXPORT_DIR/MODEL_NAME/export_report.json.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Deployable forms of a trained generator: a SavedModel in TF Serving's layout and TFLite flatbuffers."""
+"""Deployable forms of a trained generator: a SavedModel in TF Serving's layout and TFLite flatbuffers (ONNX: onnx_export)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ from .models import build_generator
 # TF Serving's REST API base64-encodes string outputs whose key ends in "_bytes".
 SIGNATURES = ("serving_default", "translate_encoded", "translate_float")
 TFLITE_MODES = ("fp32", "fp16", "int8", "int8_full")
-FORMATS = ("savedmodel", *TFLITE_MODES)
+DEFAULT_FORMATS = ("savedmodel", *TFLITE_MODES)
+FORMATS = (*DEFAULT_FORMATS, "onnx")  # onnx is opt-in: it needs the [onnx] extra (tf2onnx, onnxruntime)
 
 
 def model_size(generator: keras.Model) -> tuple[int, int]:

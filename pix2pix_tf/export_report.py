@@ -18,6 +18,7 @@ from .colorization import eval_example, is_colorizer, walk_photos
 from .config import TrainConfig, UsageError, option
 from .data import list_images, load_pair, to_channels, to_float
 from .export import (
+    DEFAULT_FORMATS,
     FORMATS,
     TFLITE_MODES,
     convert_tflite_modes,
@@ -29,6 +30,7 @@ from .export import (
 )
 from .files import atomic_path, write_json
 from .litert import LiteRTGenerator
+from .onnx_export import ONNX_FILE, OnnxGenerator, convert_onnx, require_onnx
 from .training import synthetic_data_dir
 
 logger = logging.getLogger("pix2pix_tf")
@@ -45,8 +47,10 @@ class ExportConfig:
     export_dir: str = option("exports", "base folder: the SavedModel goes to EXPORT_DIR/MODEL_NAME/VERSION, TFLite next to it")
     model_name: str = option("pix2pix", "TF Serving model name (folder under --export-dir)")
     version: int = option(0, "SavedModel version; 0 = one more than the highest existing")
-    overwrite: bool = option(False, "replace an existing version / TFLite files instead of refusing")
-    formats: str = option(",".join(FORMATS), f"comma-separated subset of {','.join(FORMATS)}")
+    overwrite: bool = option(False, "replace an existing version / TFLite / ONNX files instead of refusing")
+    formats: str = option(
+        ",".join(DEFAULT_FORMATS), f"comma-separated subset of {','.join(FORMATS)} (onnx needs the [onnx] extra)"
+    )
     calibration_dir: str = option("", "pair images whose input halves calibrate int8_full; default: the run's train/")
     calibration_count: int = option(100, "calibration images used for int8_full")
     eval_dir: str = option("", "held-out pair images for the fidelity figures; default: the run's val/")
@@ -58,6 +62,8 @@ class ExportConfig:
         unknown = set(self.format_list) - set(FORMATS)
         if unknown or not self.format_list:
             raise UsageError(f"--formats {self.formats!r}: choose from {','.join(FORMATS)}")
+        if "onnx" in self.format_list:
+            require_onnx()  # the optional extra: say so before anything is loaded or written
         if not is_safe_model_name(self.model_name):
             raise UsageError(f"--model-name {self.model_name!r} must be a plain folder name (letters, digits, _ . -)")
         for name in ("version", "calibration_count", "eval_count", "latency_runs"):
@@ -199,6 +205,8 @@ def run_export(config: ExportConfig) -> dict:
     formats = config.format_list
     tflite_modes = [mode for mode in TFLITE_MODES if mode in formats]
     paths = {mode: os.path.join(model_dir, tflite_name(mode)) for mode in tflite_modes}
+    if "onnx" in formats:
+        paths["onnx"] = os.path.join(model_dir, ONNX_FILE)
     existing = [path for path in paths.values() if os.path.exists(path)]
     if existing and not config.overwrite:
         raise UsageError(f"{existing[0]} already exists: pass --overwrite to replace it")
@@ -221,6 +229,12 @@ def run_export(config: ExportConfig) -> dict:
                 f.write(flatbuffer)
         logger.info("TFLite %s written to %s (%d bytes)", mode, path, len(flatbuffer))
         runners[f"tflite_{mode}"] = (path, LiteRTGenerator(path))
+    if "onnx" in formats:
+        model = convert_onnx(generator)
+        with atomic_path(paths["onnx"]) as tmp, open(tmp, "wb") as f:
+            f.write(model)
+        logger.info("ONNX written to %s (%d bytes)", paths["onnx"], len(model))
+        runners["onnx"] = (paths["onnx"], OnnxGenerator(paths["onnx"]))
     report = {
         "model": {"image_size": list(size), "source": config.keras_file or tf.train.latest_checkpoint(config.checkpoint_dir)},
         "eval": {"dir": eval_dir, "images": len(inputs), "calibration_images": 0 if calibration is None else len(calibration)},

@@ -181,7 +181,7 @@ def test_converter_rejects_unknown_modes_and_uncalibrated_int8():
     "argv,message",
     [
         (["--checkpoint-dir", "/no/such/run/checkpoints"], "config.json not found"),
-        (["--formats", "savedmodel,onnx"], "--formats"),
+        (["--formats", "savedmodel,coreml"], "--formats"),
         (["--keras-file", "/no/such.keras"], "does not exist"),
     ],
 )
