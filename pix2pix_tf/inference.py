@@ -17,8 +17,8 @@ TEST_MODES = ("eval", "paper")
 # "squash" = resize to the training size and back.
 RESIZE_MODES = ("own", "squash")
 # Own-size translation's cap on padded pixels per image. Activations grow with the pixel count (the 54 M-param
-# U-Net needs roughly 40 MB of float32 activations per 256x256 image), so 2048x2048 (64x that) keeps one
-# image near 3 GB instead of letting a 10000x10000 upload exhaust memory.
+# U-Net's layer outputs sum to about 60 MB of float32 per 256x256 image), so 2048x2048 (64x that) bounds one
+# image near 4 GB instead of letting a 10000x10000 upload exhaust memory.
 MAX_PIXELS = 2048 * 2048
 
 
