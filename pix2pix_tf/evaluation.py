@@ -115,7 +115,12 @@ def _label_dataset(files: list[str], run: Restored, size: tuple[int, int], batch
 
 
 def _score_split(
-    run: Restored, ds: tf.data.Dataset, files: list[str], segmenter: keras.Model | None, report_images: int, test_mode: str
+    run: Restored,
+    ds: tf.data.Dataset,
+    files: list[str],
+    segmenter: keras.Model | None,
+    report_images: int,
+    test_mode: str,
 ):
     """One pass of G over the split: per-image l1/psnr/ssim, the segmenter's confusion matrices, report rows."""
     # The data is at the training size, so the generator keeps its fixed input; paper masks follow the run's seed.

@@ -101,8 +101,11 @@ def serving_functions(
             return tf.io.decode_image(data, channels=3, expand_animations=False)
 
         if resize_mode == "own":  # images differ in size: one generator call each
-            encode = lambda data: tf.io.encode_png(translate(decode(data)[tf.newaxis])[0])  # noqa: E731
-            return {"image_bytes": tf.map_fn(encode, image_bytes, fn_output_signature=tf.TensorSpec((), tf.string))}
+
+            def own(data):
+                return tf.io.encode_png(translate(decode(data)[tf.newaxis])[0])
+
+            return {"image_bytes": tf.map_fn(own, image_bytes, fn_output_signature=tf.TensorSpec((), tf.string))}
 
         def squash(data):
             image = decode(data)
@@ -291,7 +294,8 @@ def convert_tflite_modes(
             except Exception as err:  # the converter's own error class is not public API
                 if test_mode != "paper":
                     raise
-                raise TFLiteUnsupportedError(f"{PAPER_TFLITE_MESSAGE} (converter: {str(err).splitlines()[0][:200]})") from err
+                first_line = str(err).splitlines()[0][:200]
+                raise TFLiteUnsupportedError(f"{PAPER_TFLITE_MESSAGE} (converter: {first_line})") from err
         return flatbuffers
 
 

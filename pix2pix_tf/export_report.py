@@ -68,7 +68,9 @@ class ExportConfig:
         if not is_safe_model_name(self.model_name):
             raise UsageError(f"--model-name {self.model_name!r} must be a plain folder name (letters, digits, _ . -)")
         if self.test_mode not in TEST_MODES or self.resize_mode not in RESIZE_MODES:
-            raise UsageError(f"--test-mode must be one of {', '.join(TEST_MODES)} and --resize-mode one of {', '.join(RESIZE_MODES)}")
+            raise UsageError(
+                f"--test-mode must be one of {', '.join(TEST_MODES)} and --resize-mode one of {', '.join(RESIZE_MODES)}"
+            )
         for name in ("version", "calibration_count", "eval_count", "latency_runs", "max_pixels"):
             if getattr(self, name) < (0 if name == "version" else 1):
                 raise UsageError(f"--{name.replace('_', '-')} is out of range: {getattr(self, name)}")
@@ -230,7 +232,7 @@ def run_export(config: ExportConfig) -> dict:
             generator, config.export_dir, config.model_name, config.version or None, config.overwrite,
             test_mode=config.test_mode, resize_mode=config.resize_mode, max_pixels=config.max_pixels, seed=seed,
         )  # fmt: skip
-        logger.info("SavedModel (--test-mode %s, --resize-mode %s) written to %s", config.test_mode, config.resize_mode, path)
+        logger.info("SavedModel (--test-mode %s, --resize-mode %s) in %s", config.test_mode, config.resize_mode, path)
         translate = tf.saved_model.load(path).signatures["translate_float"]
         runners["savedmodel"] = (path, lambda x: translate(images=tf.constant(x))["images"].numpy())
     try:

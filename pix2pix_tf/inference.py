@@ -54,7 +54,9 @@ class ActiveDropout(layers.Layer):
 
 def size_multiple(generator: keras.Model) -> int:
     """2^depth: the U-Net's stride-2 downsamples need each side to be a multiple of it."""
-    downsamples = sum(1 for layer in generator.layers if isinstance(layer, layers.Conv2D) and tuple(layer.strides) == (2, 2))
+    downsamples = sum(
+        1 for layer in generator.layers if isinstance(layer, layers.Conv2D) and tuple(layer.strides) == (2, 2)
+    )
     return 2**downsamples
 
 
@@ -113,7 +115,9 @@ def padded_size(height: int, width: int, multiple: int) -> tuple[int, int]:
     return -(-height // multiple) * multiple, -(-width // multiple) * multiple
 
 
-def check_own_size(height: int, width: int, multiple: int, max_pixels: int = MAX_PIXELS, what: str = "the image") -> None:
+def check_own_size(
+    height: int, width: int, multiple: int, max_pixels: int = MAX_PIXELS, what: str = "the image"
+) -> None:
     """Raises UsageError when own-size translation of a `height` x `width` image would pass `max_pixels`."""
     padded_h, padded_w = padded_size(height, width, multiple)
     if padded_h * padded_w > max_pixels:

@@ -69,11 +69,11 @@ def _modes_of_export(model_dir: str, args: argparse.Namespace) -> dict:
 
     metadata = read_metadata(model_dir)
     for name in ("test_mode", "resize_mode"):
-        wanted = getattr(args, name)
+        wanted, flag = getattr(args, name), "--" + name.replace("_", "-")
         if wanted and wanted != metadata[name]:
             raise UsageError(
-                f"{model_dir} was exported with --{name.replace('_', '-')} {metadata[name]}, not {wanted}: re-export it "
-                f"(python export.py --{name.replace('_', '-')} {wanted}) or use --backend checkpoint"
+                f"{model_dir} was exported with {flag} {metadata[name]}, not {wanted}: re-export it "
+                f"(python export.py {flag} {wanted}) or use --backend checkpoint"
             )
     return metadata
 
@@ -92,7 +92,9 @@ def make_translator(args: argparse.Namespace) -> Translator:
     from .export import load_generator, model_size, postprocess, preprocess
     from .inference import check_own_size, inference_generator, size_multiple, translate_own_size
 
-    def local(run: Callable, size: tuple[int, int], channels: tuple[int, int], resize_mode: str, multiple: int = 1) -> Translator:
+    def local(
+        run: Callable, size: tuple[int, int], channels: tuple[int, int], resize_mode: str, multiple: int = 1
+    ) -> Translator:
         # The same in-graph pre/post-processing the SavedModel signatures use.
         def translate(image: np.ndarray) -> np.ndarray:
             if resize_mode == "own":
@@ -102,7 +104,8 @@ def make_translator(args: argparse.Namespace) -> Translator:
             if resize_mode == "own":
                 x = to_float(to_channels(as_rgb(image[np.newaxis]), channels[0]))
                 return to_uint8(translate_own_size(run, x, multiple, args.max_pixels))[0].numpy()
-            return postprocess(run(preprocess(image[np.newaxis], size, channels[0]).numpy()), tf.shape(image)[:2])[0].numpy()
+            outputs = run(preprocess(image[np.newaxis], size, channels[0]).numpy())
+            return postprocess(outputs, tf.shape(image)[:2])[0].numpy()
 
         return translate
 
@@ -110,7 +113,8 @@ def make_translator(args: argparse.Namespace) -> Translator:
         generator, _ = load_generator(args.checkpoint_dir, args.keras_file)
         net = inference_generator(generator, args.test_mode or "eval", any_size=True)
         channels = (generator.input_shape[-1], generator.output_shape[-1])
-        return local(lambda x: net(x, training=False), model_size(generator), channels, args.resize_mode or "own", size_multiple(generator))
+        size, multiple = model_size(generator), size_multiple(generator)
+        return local(lambda x: net(x, training=False), size, channels, args.resize_mode or "own", multiple)
     if args.backend == "savedmodel":
         model_dir = latest_version_dir(args.model or "exports/pix2pix")
         metadata = _modes_of_export(model_dir, args)
@@ -208,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="own: translate at the image's own size (padded to a multiple of 2^depth); squash: at the "
                         "training size (default: own; a SavedModel: as exported; tflite: squash, its only mode)")
     parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
-                        help="checkpoint backend, own size: largest padded image (height x width) accepted (default: %(default)s)")
+                        help="checkpoint backend, own size: largest padded image (height x width) accepted "
+                        "(default: %(default)s)")
     args = parser.parse_args(argv)
     if args.backend == "tflite" and not args.model:
         parser.error("--backend tflite needs --model PATH.tflite")
