@@ -149,6 +149,14 @@ def test_export_records_the_modes_and_predict_checks_them(exported, pair_dir, tm
     assert (model["test_mode"], model["resize_mode"], model["size_multiple"]) == ("eval", "own", 32)
     assert model["max_pixels"] == 2048 * 2048 and model["image_size"] == [32, 32]
     inputs = [os.path.join(pair_dir, "val"), "--pairs", "BtoA", "--output-dir", str(tmp_path / "out")]
+    outputs = []
+    for mode in ("paper", "paper", "eval"):  # checkpoint backend: any mode
+        out_dir = str(tmp_path / f"{mode}{len(outputs)}")
+        assert predict_main(inputs[:3] + ["--output-dir", out_dir, "--checkpoint-dir", exported["checkpoints"],
+                                          "--test-mode", mode]) == 0  # fmt: skip
+        outputs.append(np.stack([tf.io.decode_png(tf.io.read_file(os.path.join(out_dir, f))).numpy()
+                                 for f in sorted(os.listdir(out_dir))]))  # fmt: skip
+    assert not np.array_equal(outputs[0], outputs[1]) and not np.array_equal(outputs[0], outputs[2])
     tflite = os.path.join(exported["dir"], "generator_fp32.tflite")
     for flags, message in [
         (["--backend", "savedmodel", "--model", exported["dir"], "--test-mode", "paper"], "exported with --test-mode eval, not paper"),
