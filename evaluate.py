@@ -5,6 +5,7 @@
     python -m pix2pix_tf.segmenter train --data-dir ../shared/datasets/cityscapes --output-dir outputs/segmenter
     python evaluate.py --checkpoint-dir outputs --fcn-score outputs/segmenter  # + the paper's FCN-score
     python evaluate.py --checkpoint-dir outputs --fcn-score ../shared/judges/cityscapes-fcn  # a SavedModel judge
+    python evaluate.py --checkpoint-dir outputs --test-mode paper              # the paper's test time (dropout on)
 
 Writes CHECKPOINT_DIR/report/index.html (input | generated | target rows, the metrics tables) and metrics.json,
 and prints metrics.json as the last line of stdout (one JSON line per evaluation, for scripts).

@@ -5,6 +5,8 @@
     python export.py --keras-file generator.keras --eval-dir DATA/val --calibration-dir DATA/train
     python export.py --formats savedmodel,fp32 --version 3 --overwrite
     python export.py --formats savedmodel,onnx                  # ONNX needs: pip install 'pix2pix_tf[onnx]'
+    python export.py --test-mode paper --model-name pix2pix-paper --formats savedmodel   # dropout on, per-image BN
+    python export.py --resize-mode squash                       # signatures translate at the training size
 
 Writes EXPORT_DIR/MODEL_NAME/VERSION/ (SavedModel: serving_default, translate_encoded, translate_float),
 EXPORT_DIR/MODEL_NAME/generator_{fp32,fp16,int8,int8_full}.tflite, EXPORT_DIR/MODEL_NAME/generator.onnx (when asked)

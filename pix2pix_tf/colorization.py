@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from .config import UsageError
 from .data import IMAGE_EXTENSIONS, jitter_stack, to_float, to_uint8
+from .inference import MAX_PIXELS, size_multiple, translate_own_size
 from .synthetic import draw_pair
 
 # sRGB (IEC 61966-2-1) primaries -> CIE XYZ, and the D65 white point (2 degree observer).
@@ -76,47 +77,70 @@ def as_rgb(images: tf.Tensor) -> tf.Tensor:
     return tf.gather(images, index, axis=-1)
 
 
-def colorize(images: tf.Tensor, predict_ab: Callable, size: tuple[int, int]) -> tf.Tensor:
+def colorize(
+    images: tf.Tensor,
+    predict_ab: Callable,
+    size: tuple[int, int],
+    resize_mode: str = "squash",
+    multiple: int = 1,
+    max_pixels: int = MAX_PIXELS,
+) -> tf.Tensor:
     """uint8 images [N, h, w, C] of any size (gray or colour) -> colorized uint8 RGB [N, h, w, 3].
 
-    L is taken from the input at its own resolution; only ab comes from the network (run at its
-    `size` and resized back), so the output keeps every detail of the input's lightness.
+    L is taken from the input at its own resolution; only ab comes from the network, so the output
+    keeps every detail of the input's lightness.
 
     Args:
         images: uint8 [N, h, w, C], C = 1, 2, 3 or 4.
         predict_ab: the network, L [N, H, W, 1] -> ab [N, H, W, 2] in [-1, 1] (Keras or a TFLite runner).
         size: the network's (H, W).
+        resize_mode: "squash" runs the network at `size` (L resized there, ab resized back); "own" at the
+            image's size, reflect-padded to a multiple of `multiple` (the network must take any size).
+        multiple: 2^depth of the network, for "own".
+        max_pixels: "own" refuses images whose padded pixel count is larger.
     """
     lightness, _ = rgb_to_model(to_float(as_rgb(images)))  # [N, h, w, 1]
-    ab = predict_ab(tf.image.resize(lightness, size, antialias=True))  # [N, H, W, 2]
-    ab = tf.image.resize(ab, tf.shape(images)[1:3])  # [N, h, w, 2]
+    if resize_mode == "own":
+        ab = translate_own_size(predict_ab, lightness, multiple, max_pixels)  # [N, h, w, 2]
+    else:
+        ab = predict_ab(tf.image.resize(lightness, size, antialias=True))  # [N, H, W, 2]
+        ab = tf.image.resize(ab, tf.shape(images)[1:3])  # [N, h, w, 2]
     return to_uint8(model_to_rgb(lightness, ab))
 
 
-def serving_functions(generator: keras.Model) -> dict:
+def serving_functions(
+    net: keras.Model, size: tuple[int, int], resize_mode: str = "own", max_pixels: int = MAX_PIXELS
+) -> dict:
     """A colorizer's SavedModel endpoints, name -> (function, input signature), same names and keys as export.py's.
 
     serving_default: uint8 images [N, h, w, C] (C = 1, 2, 3 or 4; any size) -> {"images": colorized uint8 RGB}.
     translate_encoded: PNG/JPEG bytes [N] -> {"image_bytes": colorized PNGs}, each at its own size.
     translate_float: the network itself, as in TFLite: L [N, H, W, 1] -> {"images": ab [N, H, W, 2]}, both [-1, 1].
+
+    Args:
+        net: the generator for inference (inference.inference_generator: any size, the chosen test mode).
+        size: the training size (H, W): "squash" runs the network there, translate_float takes it.
+        resize_mode: "own" or "squash", as in colorize.
+        max_pixels: the own-size cap.
     """
-    size = tuple(int(side) for side in generator.input_shape[1:3])
+    multiple = size_multiple(net)
 
     def predict_ab(lightness):
-        return generator(lightness, training=False)
+        return net(lightness, training=False)
 
     def translate_images(images):
-        return {"images": colorize(images, predict_ab, size)}
+        images = tf.ensure_shape(images, (None, None, None, None))  # a wrong rank must not reach the convs
+        return {"images": colorize(images, predict_ab, size, resize_mode, multiple, max_pixels)}
 
     def translate_encoded(image_bytes):
         def one(data):  # images differ in size, so one at a time
             image = tf.io.decode_image(data, channels=3, expand_animations=False)
-            return tf.io.encode_png(colorize(image[tf.newaxis], predict_ab, size)[0])
+            return tf.io.encode_png(colorize(image[tf.newaxis], predict_ab, size, resize_mode, multiple, max_pixels)[0])
 
         return {"image_bytes": tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec((), tf.string))}
 
     def translate_float(images):
-        return {"images": generator(images, training=False)}
+        return {"images": predict_ab(tf.ensure_shape(images, (None, *size, 1)))}
 
     return {
         "serving_default": (translate_images, [tf.TensorSpec((None, None, None, None), tf.uint8, name="images")]),

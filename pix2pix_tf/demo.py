@@ -6,7 +6,8 @@
 
 Serves one static page (its own JS/CSS, works offline) and `POST /api/translate`, which runs the
 SavedModel's `translate_encoded` signature on a PNG/JPEG body and answers with a PNG of the same size.
-Nothing a user sends is written to disk.
+Nothing a user sends is written to disk. The test mode and resize mode are the export's
+(`export.py --test-mode/--resize-mode`); `--test-mode`/`--resize-mode` here check them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from urllib.parse import urlsplit
 import tensorflow as tf
 
 from .config import UsageError
+from .export import read_metadata
+from .inference import RESIZE_MODES, TEST_MODES
 from .labelmaps import PALETTE, Examples
 from .predict import latest_version_dir
 from .serving import SIGNATURE
@@ -85,10 +88,24 @@ def check_image(data: bytes) -> None:
 
 
 class Translator:
-    """Runs the SavedModel's encoded-image signature, one request at a time."""
+    """Runs the SavedModel's encoded-image signature, one request at a time.
 
-    def __init__(self, model_dir: str):
+    Args:
+        model_dir: a SavedModel or the folder of its numbered versions.
+        test_mode, resize_mode: what the caller expects the export to do ("" = whatever it was
+            exported with); the export fixed them, so a mismatch is an error naming the re-export.
+    """
+
+    def __init__(self, model_dir: str, test_mode: str = "", resize_mode: str = ""):
         self.model_dir = latest_version_dir(model_dir)
+        self.modes = read_metadata(self.model_dir)
+        for flag, wanted in (("test-mode", test_mode), ("resize-mode", resize_mode)):
+            exported = self.modes[flag.replace("-", "_")]
+            if wanted and wanted != exported:
+                raise UsageError(
+                    f"{self.model_dir} was exported with --{flag} {exported}, not {wanted}: "
+                    f"re-export it with python export.py --{flag} {wanted} (another --model-name keeps both)"
+                )
         self._module = tf.saved_model.load(self.model_dir)  # the signature needs its variables kept alive
         if SIGNATURE not in self._module.signatures:
             found = ", ".join(self._module.signatures) or "none"
@@ -212,6 +229,8 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
             "palette": [{"name": name, "rgb": list(rgb)} for name, rgb in PALETTE],
             "examples": len(self.server.examples or ()),
             "model": getattr(self.server.translator, "model_dir", ""),
+            "test_mode": getattr(self.server.translator, "modes", {}).get("test_mode", ""),
+            "resize_mode": getattr(self.server.translator, "modes", {}).get("resize_mode", ""),
             "max_bytes": MAX_BYTES,
             "canvas": CANVAS_SIDE,
         }
@@ -267,6 +286,16 @@ def main(argv: list[str] | None = None) -> int:
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)"
     )
     parser.add_argument("--port", type=int, default=8000, help="port; 0 picks a free one (default: %(default)s)")
+    parser.add_argument(
+        "--test-mode", default="", choices=TEST_MODES,
+        help="expect an export in this test mode (eval, or paper: dropout on, per-image statistics); export.py "
+        "fixes it, so a different one is an error (default: the export's)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--resize-mode", default="", choices=RESIZE_MODES,
+        help="expect an export translating at the image's own size (own) or at the training size (squash); "
+        "fixed by export.py like --test-mode (default: the export's)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
@@ -275,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.examples and not os.path.isdir(args.examples):
             raise UsageError(f"--examples {args.examples} is not a folder: pass a dataset folder holding val/")
         examples = Examples(args.examples, args.direction, CANVAS_SIDE) if args.examples else None
-        translator = Translator(args.model)
+        translator = Translator(args.model, args.test_mode, args.resize_mode)
         server = DemoServer((args.host, args.port), translator, examples)
     except UsageError as err:
         parser.error(str(err))  # one line, exit code 2
@@ -283,7 +312,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"cannot listen on {args.host}:{args.port}: {err.strerror}; pick another --port")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: anyone who can reach this address can use the model", args.host)
-    log.info("model %s, %d examples: open %s (Ctrl+C stops)", translator.model_dir, len(examples or ()), server.url)
+    log.info(
+        "model %s (--test-mode %s, --resize-mode %s), %d examples: open %s (Ctrl+C stops)", translator.model_dir,
+        translator.modes["test_mode"], translator.modes["resize_mode"], len(examples or ()), server.url,
+    )  # fmt: skip
     with server:
         try:
             server.serve_forever()

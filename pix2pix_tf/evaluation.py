@@ -14,6 +14,7 @@ import tensorflow as tf
 from .config import TrainConfig, UsageError, option
 from .data import load_pair, make_eval_dataset, to_uint8
 from .files import write_json
+from .inference import TEST_MODES, inference_generator
 from .metrics import IMAGE_METRIC_NAMES, SEGMENTATION_METRIC_NAMES, confusion_matrix, image_metrics, segmentation_scores
 from .palette import NUM_CLASSES, ids_to_colours, palette_fraction
 from .report import write_report
@@ -36,10 +37,13 @@ class EvalConfig:
     report_images: int = option(20, "input | generated | target rows shown in the HTML report")
     report_dir: str = option("", "where index.html, images/ and metrics.json go; default: CHECKPOINT_DIR/report")
     fcn_score: str = option("", "add the FCN-score with this segmenter: a SavedModel judge (photos [-1, 1] -> 19 class logits, e.g. ../shared/judges/cityscapes-fcn) or a python -m pix2pix_tf.segmenter train --output-dir")
+    test_mode: str = option("eval", "eval: training=False (moving BN statistics, no dropout); paper: the paper's test time, dropout on and each image normalized by its own statistics (masks seeded by the run's --seed)", TEST_MODES)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_images < 0 or self.report_images < 0:
             raise UsageError("need --batch-size >= 1, --max-images >= 0 and --report-images >= 0")
+        if self.test_mode not in TEST_MODES:
+            raise UsageError(f"--test-mode {self.test_mode!r}: choose one of {', '.join(TEST_MODES)}")
 
 
 @dataclasses.dataclass
@@ -110,15 +114,24 @@ def _label_dataset(files: list[str], run: Restored, size: tuple[int, int], batch
     return tf.data.Dataset.from_tensor_slices(files).map(load_ids).batch(batch_size)
 
 
-def _score_split(run: Restored, ds: tf.data.Dataset, files: list[str], segmenter: Segmenter | None, report_images: int):
+def _score_split(
+    run: Restored,
+    ds: tf.data.Dataset,
+    files: list[str],
+    segmenter: Segmenter | None,
+    report_images: int,
+    test_mode: str,
+):
     """One pass of G over the split: per-image l1/psnr/ssim, the segmenter's confusion matrices, report rows."""
+    # The data is at the training size, so the generator keeps its fixed input; paper masks follow the run's seed.
+    generator = inference_generator(run.generator, test_mode, any_size=False, seed=run.config.seed)
     per_image: dict[str, list[float]] = {name: [] for name in IMAGE_METRIC_NAMES}
     confusion = {kind: np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64) for kind in ("generated", "real")}
     rows: list[dict] = []
     to_rgb = make_task(run.config).to_rgb
     for batch in ds:
         (x, y), ids = batch if segmenter is not None else (batch, None)
-        fake = run.generator(x, training=False)
+        fake = generator(x, training=False)
         # Scored and shown as RGB pictures: for colorization, L with the predicted / true ab.
         fake, y, shown_x = to_rgb(x, fake), to_rgb(x, y), to_rgb(x)
         scores = {name: values.numpy() for name, values in image_metrics(fake, y).items()}
@@ -160,15 +173,17 @@ def evaluate(config: EvalConfig) -> dict:
     task = make_task(run.config)
     files = task.list_files(data_dir, config.split)[: config.max_images or None]
     segmenter = load_segmenter(config.fcn_score) if config.fcn_score else None
-    logger.info("evaluating %s (epoch %d) on %d %s images of %s", run.checkpoint, run.epoch, len(files), config.split, data_dir)
+    logger.info("evaluating %s (epoch %d, --test-mode %s) on %d %s images of %s",
+                run.checkpoint, run.epoch, config.test_mode, len(files), config.split, data_dir)
     ds = make_eval_dataset(files, run.config, batch_size=config.batch_size, example_fn=task.eval_example)
     if segmenter is not None:
         ds = tf.data.Dataset.zip(ds, _label_dataset(files, run, segmenter.size, config.batch_size))
-    per_image, confusion, rows = _score_split(run, ds, files, segmenter, config.report_images)
+    per_image, confusion, rows = _score_split(run, ds, files, segmenter, config.report_images, config.test_mode)
 
     results = {
         "checkpoint": run.checkpoint, "epoch": run.epoch, "data_dir": data_dir, "split": config.split,
         "num_images": len(files), "image_size": list(run.config.image_size), "direction": run.config.direction,
+        "test_mode": config.test_mode,
         **{name: float(np.mean(values)) for name, values in per_image.items()},
     }  # fmt: skip
     if segmenter is not None:

@@ -18,6 +18,8 @@ from . import colorization
 from .colorization import as_rgb, is_colorizer
 from .config import TrainConfig, UsageError
 from .data import to_channels, to_float, to_uint8
+from .files import write_json
+from .inference import MAX_PIXELS, RESIZE_MODES, inference_generator, size_multiple, translate_own_size
 from .models import build_generator
 
 # Signature names and tensor keys: the contract with every client (TF Serving, predict.py, the demo).
@@ -26,6 +28,7 @@ SIGNATURES = ("serving_default", "translate_encoded", "translate_float")
 TFLITE_MODES = ("fp32", "fp16", "int8", "int8_full")
 DEFAULT_FORMATS = ("savedmodel", *TFLITE_MODES)
 FORMATS = (*DEFAULT_FORMATS, "onnx")  # onnx is opt-in: it needs the [onnx] extra (tf2onnx, onnxruntime)
+METADATA_FILE = os.path.join("assets.extra", "pix2pix.json")  # the modes an export's signatures were written with
 
 
 def model_size(generator: keras.Model) -> tuple[int, int]:
@@ -46,39 +49,74 @@ def postprocess(outputs: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
     return to_uint8(tf.image.resize(outputs, size, antialias=True))
 
 
-def serving_functions(generator: keras.Model) -> dict[str, tuple[Callable, list[tf.TensorSpec]]]:
+def serving_functions(
+    generator: keras.Model,
+    test_mode: str = "eval",
+    resize_mode: str = "own",
+    max_pixels: int = MAX_PIXELS,
+    seed: int | None = None,
+) -> dict[str, tuple[Callable, list[tf.TensorSpec]]]:
     """The three endpoints, name -> (function, input signature); pre/post-processing lives in the graph.
+
+    Args:
+        generator: the trained Keras generator.
+        test_mode: "eval" or "paper" (inference.TEST_MODES), for every endpoint.
+        resize_mode: "own" translates each image at its own size (reflect-padded to a multiple of
+            2^depth, cropped back), "squash" at the model size (resized there and back).
+        max_pixels: own-size cap on an image's padded pixel count (a larger image is an error).
+        seed: seeds the paper mode's dropout masks (inference.inference_generator).
 
     A colorizer (L -> ab) gets colorization.serving_functions: the same names, taking gray or RGB
     images and returning the colorized RGB.
     """
+    if resize_mode not in RESIZE_MODES:
+        raise UsageError(f"--resize-mode {resize_mode!r}: choose one of {', '.join(RESIZE_MODES)}")
+    net = inference_generator(generator, test_mode, seed=seed)  # any size, shares the generator's weights
     if is_colorizer(generator):
-        return colorization.serving_functions(generator)
-    size, channels = model_size(generator), generator.input_shape[-1]
+        return colorization.serving_functions(net, model_size(generator), resize_mode, max_pixels)
+    size, channels, multiple = model_size(generator), generator.input_shape[-1], size_multiple(generator)
+
+    def run(x):
+        return net(x, training=False)
+
+    def translate(images):  # uint8 [N, h, w, C] -> uint8 [N, h, w, Cout]
+        if resize_mode == "squash":
+            return postprocess(run(preprocess(images, size, channels)), tf.shape(images)[1:3])
+        return to_uint8(translate_own_size(run, to_float(to_channels(as_rgb(images), channels)), multiple, max_pixels))
 
     def translate_images(images):
         # A loaded signature does not enforce its TensorSpec: say what is wrong with the input rather
-        # than fail inside the first conv. (A wrong rank cannot be caught this way: TF folds the
-        # check away using the declared rank, and the resize then reports "must be 4-dimensional".)
+        # than fail inside the first conv. The rank needs EnsureShape: an assert on tf.rank is folded
+        # away using the declared rank, and a rank-3 batch would then abort the process in oneDNN's conv.
+        images = tf.ensure_shape(images, (None, None, None, None))
         tf.debugging.assert_equal(
             tf.reduce_any(tf.equal(tf.shape(images)[-1], [1, 2, 3, 4])), True,
             message="images must be uint8 [batch, height, width, C] with C = 1 (gray), 2 (gray+alpha), 3 (RGB) "
             "or 4 (RGBA); or send encoded files to translate_encoded",
         )
-        outputs = generator(preprocess(images, size, channels), training=False)
-        return {"images": postprocess(outputs, tf.shape(images)[1:3])}
+        return {"images": translate(images)}
 
     def translate_encoded(image_bytes):
         def decode(data):
             # channels=3: grayscale and RGBA files become RGB; PNG and JPEG both decode here.
-            image = tf.io.decode_image(data, channels=3, expand_animations=False)
+            return tf.io.decode_image(data, channels=3, expand_animations=False)
+
+        if resize_mode == "own":  # images differ in size: one generator call each
+
+            def own(data):
+                return tf.io.encode_png(translate(decode(data)[tf.newaxis])[0])
+
+            return {"image_bytes": tf.map_fn(own, image_bytes, fn_output_signature=tf.TensorSpec((), tf.string))}
+
+        def squash(data):
+            image = decode(data)
             return preprocess(image[tf.newaxis], size, channels)[0], tf.shape(image)[:2]
 
         inputs, sizes = tf.map_fn(
-            decode, image_bytes,
+            squash, image_bytes,
             fn_output_signature=(tf.TensorSpec((*size, channels), tf.float32), tf.TensorSpec((2,), tf.int32)),
-        )  # [N, H, W, channels], [N, 2]
-        outputs = generator(inputs, training=False)
+        )  # [N, H, W, channels], [N, 2]: one batched generator call at the model size
+        outputs = run(inputs)
         encoded = tf.map_fn(
             lambda args: tf.io.encode_png(postprocess(args[0][tf.newaxis], args[1])[0]),
             (outputs, sizes), fn_output_signature=tf.TensorSpec((), tf.string),
@@ -86,7 +124,7 @@ def serving_functions(generator: keras.Model) -> dict[str, tuple[Callable, list[
         return {"image_bytes": encoded}
 
     def translate_float(images):
-        return {"images": generator(images, training=False)}
+        return {"images": run(tf.ensure_shape(images, (None, *size, channels)))}  # checked, as in translate_images
 
     return {
         "serving_default": (translate_images, [tf.TensorSpec((None, None, None, None), tf.uint8, name="images")]),
@@ -95,19 +133,52 @@ def serving_functions(generator: keras.Model) -> dict[str, tuple[Callable, list[
     }
 
 
-def write_serving_savedmodel(generator: keras.Model, path: str) -> None:
+def write_serving_savedmodel(
+    generator: keras.Model,
+    path: str,
+    test_mode: str = "eval",
+    resize_mode: str = "own",
+    max_pixels: int = MAX_PIXELS,
+    seed: int | None = None,
+) -> None:
     """A SavedModel at `path` with the three signatures and the generator's variables, stored once.
 
     Plain `tf.saved_model.save`: Keras' ExportArchive stores every variable twice (under
-    `variables/` and `_all_variables/`), doubling the size of a 218 MB generator.
+    `variables/` and `_all_variables/`), doubling the size of a 218 MB generator. The modes are
+    written to `assets.extra/pix2pix.json` (TF Serving ignores that folder) for predict.py and the demo.
     """
+    functions = serving_functions(generator, test_mode, resize_mode, max_pixels, seed)
     module = tf.Module()
     module.generator = generator  # tracked, so the signatures' captured variables are saved with it
     signatures = {
-        name: tf.function(fn, input_signature=spec).get_concrete_function()
-        for name, (fn, spec) in serving_functions(generator).items()
+        name: tf.function(fn, input_signature=spec).get_concrete_function() for name, (fn, spec) in functions.items()
     }
+    # The paper mode's dropout seed states are variables the signatures update; Keras leaves them untracked.
+    states = {id(v): v for fn in signatures.values() for v in fn.variables if v.name.endswith("seed_generator_state:0")}
+    module.dropout_states = list(states.values())
     tf.saved_model.save(module, path, signatures=signatures)
+    write_json(os.path.join(path, METADATA_FILE), export_metadata(generator, test_mode, resize_mode, max_pixels))
+
+
+def export_metadata(generator: keras.Model, test_mode: str, resize_mode: str, max_pixels: int) -> dict:
+    """What a SavedModel's signatures do, as recorded next to it (and in export_report.json)."""
+    return {
+        "test_mode": test_mode,
+        "resize_mode": resize_mode,
+        "max_pixels": max_pixels if resize_mode == "own" else None,
+        "image_size": list(model_size(generator)),
+        "size_multiple": size_multiple(generator),
+        "channels": [int(generator.input_shape[-1]), int(generator.output_shape[-1])],
+    }
+
+
+def read_metadata(saved_model_dir: str) -> dict:
+    """The modes an export was written with; exports older than the modes were eval + squash."""
+    path = os.path.join(saved_model_dir, METADATA_FILE)
+    if not os.path.isfile(path):
+        return {"test_mode": "eval", "resize_mode": "squash"}
+    with open(path) as f:
+        return json.load(f)
 
 
 def next_version(model_dir: str) -> int:
@@ -122,6 +193,10 @@ def export_saved_model(
     model_name: str = "pix2pix",
     version: int | None = None,
     overwrite: bool = False,
+    test_mode: str = "eval",
+    resize_mode: str = "own",
+    max_pixels: int = MAX_PIXELS,
+    seed: int | None = None,
 ) -> str:
     """Writes `export_base/model_name/version/` as a SavedModel with the three serving signatures.
 
@@ -134,6 +209,7 @@ def export_saved_model(
         model_name: subfolder name, TF Serving's MODEL_NAME.
         version: integer version; None takes the next free one.
         overwrite: replace an existing version instead of refusing.
+        test_mode, resize_mode, max_pixels, seed: what the signatures do (see serving_functions).
 
     Returns:
         The version directory.
@@ -152,7 +228,9 @@ def export_saved_model(
     # A dot name: TF Serving only loads all-digit folder names, so it ignores the one being written.
     tmp = tempfile.mkdtemp(dir=model_dir, prefix=f".tmp-{version}-")
     try:
-        write_serving_savedmodel(generator, tmp)
+        write_serving_savedmodel(
+            generator, tmp, test_mode=test_mode, resize_mode=resize_mode, max_pixels=max_pixels, seed=seed
+        )
         os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only; a TF Serving running as another user must read it
         if os.path.exists(final):
             shutil.rmtree(final)
@@ -163,7 +241,21 @@ def export_saved_model(
     return final
 
 
-def convert_tflite(generator: keras.Model, mode: str, representative: Iterable[np.ndarray] | None = None) -> bytes:
+class TFLiteUnsupportedError(RuntimeError):
+    """The TFLite converter cannot express this generator (the paper mode's random dropout ops)."""
+
+
+# The TFLite builtin runtime has no kernel for the stateless random ops behind Keras' dropout; they would
+# need TF Select (Flex), which LiteRT's pip package does not ship.
+PAPER_TFLITE_MESSAGE = (
+    "TFLite cannot run --test-mode paper: its random dropout ops (StatelessRandomUniformV2) are not TFLite builtins "
+    "(they would need TF Select/Flex); export TFLite with --test-mode eval"
+)
+
+
+def convert_tflite(
+    generator: keras.Model, mode: str, representative: Iterable[np.ndarray] | None = None, test_mode: str = "eval"
+) -> bytes:
     """Converts the generator (float32 [-1, 1] in and out, at the model size) to a TFLite flatbuffer.
 
     Modes: "fp32"; "fp16" (fp16 weights); "int8" (dynamic range: int8 weights, float activations);
@@ -171,12 +263,16 @@ def convert_tflite(generator: keras.Model, mode: str, representative: Iterable[n
 
     Raises:
         ValueError: unknown mode, or "int8_full" without representative inputs.
+        TFLiteUnsupportedError: `test_mode` "paper" (see PAPER_TFLITE_MESSAGE).
     """
-    return convert_tflite_modes(generator, [mode], representative)[mode]
+    return convert_tflite_modes(generator, [mode], representative, test_mode)[mode]
 
 
 def convert_tflite_modes(
-    generator: keras.Model, modes: Sequence[str], representative: Iterable[np.ndarray] | None = None
+    generator: keras.Model,
+    modes: Sequence[str],
+    representative: Iterable[np.ndarray] | None = None,
+    test_mode: str = "eval",
 ) -> dict[str, bytes]:
     """`convert_tflite` for several modes from one intermediate SavedModel; mode -> flatbuffer."""
     unknown = [mode for mode in modes if mode not in TFLITE_MODES]
@@ -187,11 +283,21 @@ def convert_tflite_modes(
         raise ValueError("int8_full needs representative inputs to calibrate activation ranges")
     if not modes:
         return {}
+    net = inference_generator(generator, test_mode, any_size=False)  # TFLite takes one fixed input size
     # Keras' own model.export() + from_saved_model: a hand-made tf.Module concrete function can keep
     # READ_VARIABLE ops that produce NaN in the converted model.
     with tempfile.TemporaryDirectory() as tmp:
-        generator.export(tmp, format="tf_saved_model", verbose=False)
-        return {mode: _configure(tf.lite.TFLiteConverter.from_saved_model(tmp), mode, samples).convert() for mode in modes}
+        net.export(tmp, format="tf_saved_model", verbose=False)
+        flatbuffers = {}
+        for mode in modes:
+            try:
+                flatbuffers[mode] = _configure(tf.lite.TFLiteConverter.from_saved_model(tmp), mode, samples).convert()
+            except Exception as err:  # the converter's own error class is not public API
+                if test_mode != "paper":
+                    raise
+                first_line = str(err).splitlines()[0][:200]
+                raise TFLiteUnsupportedError(f"{PAPER_TFLITE_MESSAGE} (converter: {first_line})") from err
+        return flatbuffers
 
 
 def _configure(converter: tf.lite.TFLiteConverter, mode: str, samples: list[np.ndarray]) -> tf.lite.TFLiteConverter:

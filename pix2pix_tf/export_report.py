@@ -7,6 +7,7 @@ import datetime
 import logging
 import os
 import platform
+import random
 import time
 from collections.abc import Callable
 
@@ -21,7 +22,9 @@ from .export import (
     DEFAULT_FORMATS,
     FORMATS,
     TFLITE_MODES,
+    TFLiteUnsupportedError,
     convert_tflite_modes,
+    export_metadata,
     export_saved_model,
     is_safe_model_name,
     load_generator,
@@ -29,6 +32,7 @@ from .export import (
     tflite_name,
 )
 from .files import atomic_path, write_json
+from .inference import MAX_PIXELS, RESIZE_MODES, TEST_MODES, inference_generator
 from .litert import LiteRTGenerator
 from .onnx_export import ONNX_FILE, OnnxGenerator, convert_onnx, require_onnx
 from .training import synthetic_data_dir
@@ -57,16 +61,26 @@ class ExportConfig:
     eval_count: int = option(8, "held-out images compared against the Keras generator")
     direction: str = option("", "which half of a pair is the input; default: the run's --direction (BtoA)", ("", "AtoB", "BtoA"))
     latency_runs: int = option(20, "timed one-image calls per format for the latency figures")
+    test_mode: str = option("eval", "eval: training=False (moving BN statistics, no dropout); paper: the paper's test time, dropout on and each image normalized by its own statistics (no TFLite)", TEST_MODES)
+    resize_mode: str = option("own", "what the SavedModel's image signatures do with an image's size: own = translate at it (padded to a multiple of 2^depth); squash = resize to the training size and back", RESIZE_MODES)
+    max_pixels: int = option(MAX_PIXELS, "own size: largest padded image (height x width) the signatures accept; larger ones are refused")
 
     def __post_init__(self) -> None:
         unknown = set(self.format_list) - set(FORMATS)
         if unknown or not self.format_list:
             raise UsageError(f"--formats {self.formats!r}: choose from {','.join(FORMATS)}")
         if "onnx" in self.format_list:
+            if self.test_mode == "paper":
+                raise UsageError("--formats onnx converts the eval-mode generator only: drop onnx from --formats "
+                                 "or pass --test-mode eval")
             require_onnx()  # the optional extra: say so before anything is loaded or written
         if not is_safe_model_name(self.model_name):
             raise UsageError(f"--model-name {self.model_name!r} must be a plain folder name (letters, digits, _ . -)")
-        for name in ("version", "calibration_count", "eval_count", "latency_runs"):
+        if self.test_mode not in TEST_MODES or self.resize_mode not in RESIZE_MODES:
+            raise UsageError(
+                f"--test-mode must be one of {', '.join(TEST_MODES)} and --resize-mode one of {', '.join(RESIZE_MODES)}"
+            )
+        for name in ("version", "calibration_count", "eval_count", "latency_runs", "max_pixels"):
             if getattr(self, name) < (0 if name == "version" else 1):
                 raise UsageError(f"--{name.replace('_', '-')} is out of range: {getattr(self, name)}")
 
@@ -136,7 +150,12 @@ def measure(
     inputs: np.ndarray,
     latency_runs: int,
 ) -> dict:
-    """Report entries for the Keras generator and each `runners` name -> (artifact path, float fn)."""
+    """Report entries for the Keras generator and each `runners` name -> (artifact path, float fn).
+
+    `generator` is the model the formats were made from, in the export's test mode. In paper mode it
+    must be a fresh twin seeded like the SavedModel: its first call then draws the same dropout masks
+    as the loaded SavedModel's first call, so the comparison measures the export, not the noise.
+    """
     reference = generator(inputs, training=False).numpy()
     one = inputs[:1]
     formats = {
@@ -216,13 +235,25 @@ def run_export(config: ExportConfig) -> dict:
         if not calibration_dir:
             raise UsageError("int8_full needs calibration images: pass --calibration-dir (a folder of pair images)")
         calibration = load_inputs(calibration_dir, direction, size, config.calibration_count, channels, colorizer)
-    runners = {}
+    runners, failed = {}, {}
+    # Paper mode: the SavedModel and the reference twin share one dropout seed, so their masks agree.
+    seed = random.SystemRandom().randrange(2**31) if config.test_mode == "paper" else None
     if "savedmodel" in formats:
-        path = export_saved_model(generator, config.export_dir, config.model_name, config.version or None, config.overwrite)
-        logger.info("SavedModel written to %s", path)
+        path = export_saved_model(
+            generator, config.export_dir, config.model_name, config.version or None, config.overwrite,
+            test_mode=config.test_mode, resize_mode=config.resize_mode, max_pixels=config.max_pixels, seed=seed,
+        )  # fmt: skip
+        logger.info("SavedModel (--test-mode %s, --resize-mode %s) in %s", config.test_mode, config.resize_mode, path)
         translate = tf.saved_model.load(path).signatures["translate_float"]
         runners["savedmodel"] = (path, lambda x: translate(images=tf.constant(x))["images"].numpy())
-    for mode, flatbuffer in convert_tflite_modes(generator, tflite_modes, calibration).items():
+    try:
+        flatbuffers = convert_tflite_modes(generator, tflite_modes, calibration, config.test_mode)
+    except TFLiteUnsupportedError as err:
+        if not runners:
+            raise UsageError(f"{err}; or add savedmodel to --formats") from err
+        logger.warning("%s: %s not written", err, ", ".join(tflite_name(mode) for mode in tflite_modes))
+        flatbuffers, failed = {}, {f"tflite_{mode}": {"error": str(err)} for mode in tflite_modes}
+    for mode, flatbuffer in flatbuffers.items():
         path = paths[mode]
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
@@ -235,10 +266,12 @@ def run_export(config: ExportConfig) -> dict:
             f.write(model)
         logger.info("ONNX written to %s (%d bytes)", paths["onnx"], len(model))
         runners["onnx"] = (paths["onnx"], OnnxGenerator(paths["onnx"]))
+    reference = inference_generator(generator, config.test_mode, any_size=False, seed=seed)
+    metadata = export_metadata(generator, config.test_mode, config.resize_mode, config.max_pixels)
     report = {
-        "model": {"image_size": list(size), "source": config.keras_file or tf.train.latest_checkpoint(config.checkpoint_dir)},
+        "model": {**metadata, "source": config.keras_file or tf.train.latest_checkpoint(config.checkpoint_dir)},
         "eval": {"dir": eval_dir, "images": len(inputs), "calibration_images": 0 if calibration is None else len(calibration)},
-        "formats": measure(runners, generator, inputs, config.latency_runs),
+        "formats": {**measure(runners, reference, inputs, config.latency_runs), **failed},
         "environment": environment(),
     }
     write_json(os.path.join(model_dir, "export_report.json"), report)

@@ -8,6 +8,11 @@
     python -m pix2pix_tf.predict img.png --backend serving-grpc --server localhost:8500
 
 Every backend returns an image of the input's own size; outputs are PNGs named after the inputs.
+--resize-mode own (the default) runs the generator at that size too, padded to a multiple of 2^depth;
+squash resizes to the training size and back. --test-mode paper keeps dropout and per-image batch
+statistics at test time, as the paper did; eval (the default) is deterministic.
+
+    python -m pix2pix_tf.predict labels/ --test-mode paper --resize-mode squash  # the paper's test time
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import numpy as np
 
 from .config import UsageError
 from .data import IMAGE_EXTENSIONS
+from .inference import MAX_PIXELS, RESIZE_MODES, TEST_MODES
 
 BACKENDS = ("checkpoint", "savedmodel", "tflite", "serving-rest", "serving-grpc")
 Translator = Callable[[np.ndarray], np.ndarray]  # uint8 [h, w, 3] -> uint8 [h, w, 3]
@@ -57,35 +63,85 @@ def latest_version_dir(path: str) -> str:
     raise UsageError(f"no SavedModel in {path}: --model must be a version dir or EXPORT_DIR/MODEL_NAME")
 
 
+def _modes_of_export(model_dir: str, args: argparse.Namespace) -> dict:
+    """The modes an export was written with; an explicit --test-mode/--resize-mode that differs is an error."""
+    from .export import read_metadata
+
+    metadata = read_metadata(model_dir)
+    for name in ("test_mode", "resize_mode"):
+        wanted, flag = getattr(args, name), "--" + name.replace("_", "-")
+        if wanted and wanted != metadata[name]:
+            raise UsageError(
+                f"{model_dir} was exported with {flag} {metadata[name]}, not {wanted}: re-export it "
+                f"(python export.py {flag} {wanted}) or use --backend checkpoint"
+            )
+    return metadata
+
+
 def make_translator(args: argparse.Namespace) -> Translator:
-    """One image-in, image-out function for the chosen backend."""
+    """One image-in, image-out function for the chosen backend, in the chosen --test-mode and --resize-mode.
+
+    Raises:
+        UsageError: a mode the backend cannot run (TFLite: eval and squash only; an export: the modes it
+            was written with; TF Serving: whatever the served export fixed).
+    """
     import tensorflow as tf
 
-    from .colorization import colorize
+    from .colorization import as_rgb, colorize
+    from .data import to_channels, to_float, to_uint8
     from .export import load_generator, model_size, postprocess, preprocess
+    from .inference import check_own_size, inference_generator, size_multiple, translate_own_size
 
-    def local(run: Callable[[np.ndarray], np.ndarray], size: tuple[int, int], channels: tuple[int, int]) -> Translator:
+    def local(
+        run: Callable, size: tuple[int, int], channels: tuple[int, int], resize_mode: str, multiple: int = 1
+    ) -> Translator:
         # The same in-graph pre/post-processing the SavedModel signatures use.
-        if channels == (1, 2):  # a colorizer: L from the image, ab from the network
-            return lambda image: colorize(image[np.newaxis], run, size)[0].numpy()
-        return lambda image: postprocess(
-            run(preprocess(image[np.newaxis], size, channels[0]).numpy()), tf.shape(image)[:2]
-        )[0].numpy()
+        def translate(image: np.ndarray) -> np.ndarray:
+            if resize_mode == "own":
+                check_own_size(*image.shape[:2], multiple, args.max_pixels)
+            if channels == (1, 2):  # a colorizer: L from the image, ab from the network
+                return colorize(image[np.newaxis], run, size, resize_mode, multiple, args.max_pixels)[0].numpy()
+            if resize_mode == "own":
+                x = to_float(to_channels(as_rgb(image[np.newaxis]), channels[0]))
+                return to_uint8(translate_own_size(run, x, multiple, args.max_pixels))[0].numpy()
+            outputs = run(preprocess(image[np.newaxis], size, channels[0]).numpy())
+            return postprocess(outputs, tf.shape(image)[:2])[0].numpy()
+
+        return translate
 
     if args.backend == "checkpoint":
         generator, _ = load_generator(args.checkpoint_dir, args.keras_file)
+        net = inference_generator(generator, args.test_mode or "eval", any_size=True)
         channels = (generator.input_shape[-1], generator.output_shape[-1])
-        return local(lambda x: generator(x, training=False), model_size(generator), channels)
+        size, multiple = model_size(generator), size_multiple(generator)
+        return local(lambda x: net(x, training=False), size, channels, args.resize_mode or "own", multiple)
     if args.backend == "savedmodel":
-        signature = tf.saved_model.load(latest_version_dir(args.model or "exports/pix2pix")).signatures["serving_default"]
-        return lambda image: signature(images=tf.constant(image[np.newaxis]))["images"][0].numpy()
+        model_dir = latest_version_dir(args.model or "exports/pix2pix")
+        metadata = _modes_of_export(model_dir, args)
+        signature = tf.saved_model.load(model_dir).signatures["serving_default"]
+
+        def saved(image: np.ndarray) -> np.ndarray:
+            if metadata["resize_mode"] == "own":  # the signature would refuse it too, less clearly
+                check_own_size(*image.shape[:2], metadata["size_multiple"], metadata["max_pixels"] or MAX_PIXELS)
+            return signature(images=tf.constant(image[np.newaxis]))["images"][0].numpy()
+
+        return saved
     if args.backend == "tflite":
         from .litert import LiteRTGenerator
 
         if not os.path.isfile(args.model):
             raise UsageError(f"--model {args.model!r} is not a file: pass a .tflite written by export.py")
+        if args.test_mode == "paper":
+            raise UsageError("a .tflite generator runs in --test-mode eval only (TFLite has no kernel for dropout's "
+                             "random ops): use --backend checkpoint or a SavedModel exported with --test-mode paper")
+        if args.resize_mode == "own":
+            raise UsageError("a .tflite generator has a fixed input size: use --resize-mode squash (its default) or "
+                             "--backend checkpoint/savedmodel to translate at the image's own size")
         runner = LiteRTGenerator(args.model)
-        return local(runner, runner.image_size, runner.channels)
+        return local(runner, runner.image_size, runner.channels, "squash")
+    if args.test_mode or args.resize_mode:
+        raise UsageError(f"--test-mode/--resize-mode do not apply to --backend {args.backend}: the served model runs "
+                         "the modes it was exported with (python export.py --test-mode ... --resize-mode ...)")
     from .serving import GrpcClient, RestClient
 
     server = args.server or ("http://localhost:8501" if args.backend == "serving-rest" else "localhost:8500")
@@ -121,7 +177,10 @@ def predict_files(files: list[str], translate: Translator, output_dir: str, pair
     written = []
     for path in files:
         image, target = read_input(path, pairs)
-        output = translate(image)
+        try:
+            output = translate(image)
+        except UsageError as err:
+            raise UsageError(f"{path}: {err}") from err
         if side_by_side:
             output = np.repeat(output, 3, axis=-1) if output.shape[-1] == 1 else output  # a gray output (depth) beside RGB
             output = np.concatenate([image, output] + ([target] if target is not None else []), axis=1)
@@ -146,9 +205,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=30.0, help="TF Serving request timeout in seconds (default: %(default)s)")
     parser.add_argument("--pairs", default="", choices=("AtoB", "BtoA"), help="inputs are side-by-side pairs; AtoB translates the LEFT half")
     parser.add_argument("--side-by-side", action="store_true", help="write input | output (| target with --pairs) instead of the output alone")
+    parser.add_argument("--test-mode", default=None, choices=TEST_MODES,
+                        help="eval: training=False, deterministic; paper: dropout on and per-image batch statistics, as "
+                        "in the paper (default: eval; a SavedModel: the mode it was exported with; not for tflite)")
+    parser.add_argument("--resize-mode", default=None, choices=RESIZE_MODES,
+                        help="own: translate at the image's own size (padded to a multiple of 2^depth); squash: at the "
+                        "training size (default: own; a SavedModel: as exported; tflite: squash, its only mode)")
+    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                        help="checkpoint backend, own size: largest padded image (height x width) accepted "
+                        "(default: %(default)s)")
     args = parser.parse_args(argv)
     if args.backend == "tflite" and not args.model:
         parser.error("--backend tflite needs --model PATH.tflite")
+    if args.max_pixels < 1:
+        parser.error(f"--max-pixels must be >= 1, got {args.max_pixels}")
     try:
         files = expand_inputs(args.inputs)
         from .serving import ServingError

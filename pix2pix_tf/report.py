@@ -70,7 +70,9 @@ def write_report(report_dir: str, results: dict, rows: list[dict], plots_dir: st
     page = (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>{html.escape(title)}</h1><p>{results['num_images']} images of {html.escape(results['data_dir'])}, "
-        f"checkpoint {html.escape(results['checkpoint'])}; L1 in 0-255 pixel units, PSNR in dB.</p>"
+        f"checkpoint {html.escape(results['checkpoint'])}, "
+        f"--test-mode {html.escape(results.get('test_mode', 'eval'))}; "
+        "L1 in 0-255 pixel units, PSNR in dB.</p>"
         f"{_summary(results)}<h2>Samples</h2>{_table(['#', *columns, *IMAGE_METRIC_NAMES], table_rows)}"
         f"{'<h2>Training curves</h2>' + plots if plots else ''}</body></html>"
     )

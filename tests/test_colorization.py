@@ -179,3 +179,17 @@ def test_paired_serving_functions_convert_inputs_to_the_model_channels(channels)
         assert out.shape == (2, 40, 24, channels[1]) and out.dtype == tf.uint8
     (png,) = functions["translate_encoded"](tf.constant([tf.io.encode_png(rgb[0]).numpy()]))["image_bytes"].numpy()
     assert tf.io.decode_png(png).shape == (40, 24, channels[1])
+
+
+def test_colorize_at_the_images_own_size_runs_the_network_there():
+    """--resize-mode own: L of a 45x70 photo reaches the network padded to 64x96 (a 32 px model of depth 5)."""
+    seen = []
+
+    def no_colour(lightness):  # a stand-in network of any size predicting ab = 0, recording what it sees
+        seen.append(tuple(lightness.shape))
+        return tf.zeros_like(tf.concat([lightness, lightness], -1))
+
+    gray = np.random.default_rng(4).integers(0, 256, (1, 45, 70, 1), dtype=np.uint8)
+    out = colorize(tf.constant(gray), no_colour, (32, 32), resize_mode="own", multiple=32).numpy()
+    assert seen == [(1, 64, 96, 1)] and out.shape == (1, 45, 70, 3)
+    assert np.abs(out.astype(int) - np.repeat(gray, 3, -1)).max() <= 1  # L kept, no colour added

@@ -15,7 +15,9 @@ import pytest
 import tensorflow as tf
 
 from pix2pix_tf import demo
+from pix2pix_tf.data import to_float, to_uint8
 from pix2pix_tf.export import export_saved_model
+from pix2pix_tf.inference import inference_generator, translate_own_size
 from pix2pix_tf.labelmaps import Examples, snap_to_palette
 from pix2pix_tf.models import build_generator
 from pix2pix_tf.serving import SIGNATURE
@@ -30,14 +32,26 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> str:
-    """A real export (TF Serving layout) of a tiny generator: EXPORT_BASE/pix2pix/1."""
+def generator():
+    """A tiny untrained generator; an untrained net outputs ~0 everywhere (a flat grey), so its last layer is
+    scaled to spread the output over the colour range: "the result is not blank" is then something a broken
+    page could fail."""
     generator = build_generator(MODEL_SIZE, filters=4, depth=5)
-    # An untrained net outputs ~0 everywhere (a flat grey); scaling its last layer spreads the output
-    # over the colour range, so "the result is not blank" is something a broken page could fail.
     kernel = generator.get_layer("output_deconv").kernel
     kernel.assign(kernel * 300.0)
+    return generator
+
+
+@pytest.fixture(scope="module")
+def model_dir(generator, tmp_path_factory) -> str:
+    """A real export (TF Serving layout) of the tiny generator: EXPORT_BASE/pix2pix/1."""
     return export_saved_model(generator, str(tmp_path_factory.mktemp("exports")))
+
+
+@pytest.fixture(scope="module")
+def paper_model_dir(generator, tmp_path_factory) -> str:
+    """The same generator exported in the paper's test mode."""
+    return export_saved_model(generator, str(tmp_path_factory.mktemp("paper")), test_mode="paper")
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +134,7 @@ def test_info_lists_the_cityscapes_palette(server):
     status, content_type, body = _request(server, "GET", "/api/info")
     info = json.loads(body)
     assert (status, content_type, info["examples"], info["canvas"]) == (200, "application/json", 4, 256)
+    assert (info["test_mode"], info["resize_mode"]) == ("eval", "own")  # the export's defaults
     colours = {entry["name"]: tuple(entry["rgb"]) for entry in info["palette"]}
     assert len(colours) == 20 and colours["road"] == (128, 64, 128) and colours["traffic sign"] == (220, 220, 0)
     assert colours["bicycle"] == (119, 11, 32) and colours["void"] == (0, 0, 0)
@@ -144,6 +159,35 @@ def test_snap_to_palette_exact_values():
 def test_image_dimensions_from_headers():
     assert demo.image_dimensions(_png(7, 300)) == (7, 300)
     assert demo.image_dimensions(tf.io.encode_jpeg(np.zeros((9, 21, 3), np.uint8)).numpy()) == (9, 21)
+
+
+def test_translate_runs_at_the_images_own_size(server, generator):
+    """A 45x70 image through the 32 px model: padded to 64x96 and cropped, not squashed to 32x32."""
+    image = _png(45, 70, seed=4)
+    status, _, body = _request(server, "POST", "/api/translate", image)
+    served = _decode(body)
+    assert status == 200 and served.shape == (45, 70, 3)
+    net = inference_generator(generator)
+    expected = to_uint8(translate_own_size(lambda x: net(x, training=False), to_float(_decode(image)[np.newaxis]), 32))
+    assert np.abs(served.astype(int) - expected.numpy()[0].astype(int)).max() <= 1  # one uint8 level (rounding)
+
+
+def test_modes_are_the_exports_and_a_different_request_is_refused(model_dir, paper_model_dir, capsys):
+    assert demo.Translator(paper_model_dir).modes["test_mode"] == "paper"
+    assert demo.Translator(paper_model_dir, "paper", "own").modes["resize_mode"] == "own"
+    for argv, message in [
+        (["--model", model_dir, "--test-mode", "paper"], "exported with --test-mode eval, not paper: re-export it"),
+        (["--model", paper_model_dir, "--resize-mode", "squash"], "exported with --resize-mode own, not squash"),
+        (["--model", model_dir, "--test-mode", "train"], "invalid choice: 'train'"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            demo.main(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and message in err, err
+    # Paper mode in the browser's endpoint: dropout on, so the same painting comes back different.
+    translate = demo.Translator(paper_model_dir)
+    image = _png(32, 32, seed=5)
+    assert not np.array_equal(_decode(translate(image)), _decode(translate(image)))
 
 
 def test_model_folder_resolution_and_cli_errors(tmp_path, model_dir, capsys):

@@ -116,9 +116,22 @@ def test_evaluate_writes_metrics_and_a_report_with_working_images(run_dir, segme
     assert plots and all(os.path.isfile(os.path.join(report, src)) for src in plots)  # the run's curves
 
 
+def test_evaluate_in_paper_mode_is_reproducible_and_not_eval(run_dir, tmp_path):
+    results = {}
+    for name, flags in {"eval": [], "paper": ["--test-mode", "paper"], "paper-again": ["--test-mode", "paper"]}.items():
+        report = str(tmp_path / name)
+        assert evaluate_script.main(["--checkpoint-dir", run_dir, "--report-dir", report, "--report-images", "0"] + flags) == 0
+        results[name] = _json(os.path.join(report, "metrics.json"))
+    assert results["eval"]["test_mode"] == "eval" and results["paper"]["test_mode"] == "paper"
+    assert results["paper"]["l1"] != pytest.approx(results["eval"]["l1"], rel=1e-3)
+    # Dropout masks follow the run's seed, so a paper-mode score can be reproduced.
+    assert results["paper-again"]["l1"] == results["paper"]["l1"]
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [
+        (["--test-mode", "train"], "invalid choice: 'train'"),
         (["--checkpoint-dir", "/no/such/run"], "config.json not found"),
         (["--fcn-score", "/no/such/segmenter"], "no segmenter at"),
         (["--batch-size", "0"], "--batch-size >= 1"),

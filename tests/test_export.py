@@ -12,16 +12,16 @@ import export as export_script
 import pix2pix_tf.export as export_module
 import train as train_script
 from pix2pix_tf.config import UsageError
-from pix2pix_tf.data import list_images, load_pair, resize_pair
+from pix2pix_tf.data import list_images, load_pair, resize_pair, to_float, to_uint8
 from pix2pix_tf.export import (
     TFLITE_MODES,
+    TFLiteUnsupportedError,
     convert_tflite,
     export_saved_model,
     load_generator,
     next_version,
-    postprocess,
-    preprocess,
 )
+from pix2pix_tf.inference import inference_generator, translate_own_size
 from pix2pix_tf.litert import LiteRTGenerator
 from pix2pix_tf.models import build_generator
 from pix2pix_tf.predict import main as predict_main
@@ -83,8 +83,10 @@ def test_uint8_signature_any_size_and_encoded_round_trip(exported):
     images = np.random.default_rng(0).integers(0, 256, (2, 45, 70, 3), dtype=np.uint8)
     out = serve["serving_default"](images=tf.constant(images))["images"]
     assert out.dtype == tf.uint8 and out.shape == (2, 45, 70, 3)
-    # Same result as the documented pipeline run outside the graph, to one uint8 level.
-    expected = postprocess(exported["generator"](preprocess(images, (32, 32)), training=False), (45, 70))
+    # Same result as the documented pipeline run outside the graph (own size: padded to 64x96, cropped), to one
+    # uint8 level.
+    net = inference_generator(exported["generator"])
+    expected = to_uint8(translate_own_size(lambda x: net(x, training=False), to_float(images), 32))
     assert np.max(np.abs(out.numpy().astype(int) - expected.numpy().astype(int))) <= 1
 
     jpeg = tf.io.encode_jpeg(images[0], quality=95)
@@ -120,28 +122,89 @@ def test_tflite_on_litert_matches_keras(exported):
 
 def test_predict_cli_backends_agree(exported, pair_dir, tmp_path):
     model_dir = exported["dir"]
-    runs = {
+    runs = {  # own size (64x64 inputs through a 32 px model): checkpoint and SavedModel; squash: checkpoint and TFLite
         "checkpoint": ["--checkpoint-dir", exported["checkpoints"]],
         "savedmodel": ["--model", model_dir],
+        "checkpoint-squash": ["--backend", "checkpoint", "--checkpoint-dir", exported["checkpoints"], "--resize-mode", "squash"],
         "tflite": ["--model", os.path.join(model_dir, "generator_fp32.tflite")],
     }
     outputs = {}
-    for backend, flags in runs.items():
-        out_dir = str(tmp_path / backend)
-        assert predict_main([os.path.join(pair_dir, "val"), "--pairs", "BtoA", "--side-by-side", "--backend", backend,
+    for name, flags in runs.items():
+        out_dir = str(tmp_path / name)
+        backend = [] if "--backend" in flags else ["--backend", name]
+        assert predict_main([os.path.join(pair_dir, "val"), "--pairs", "BtoA", "--side-by-side", *backend,
                              "--output-dir", out_dir] + flags) == 0
-        outputs[backend] = [tf.io.decode_png(tf.io.read_file(os.path.join(out_dir, f))).numpy() for f in sorted(os.listdir(out_dir))]
+        outputs[name] = [tf.io.decode_png(tf.io.read_file(os.path.join(out_dir, f))).numpy() for f in sorted(os.listdir(out_dir))]
     assert len(outputs["checkpoint"]) == 4 and outputs["checkpoint"][0].shape == (64, 192, 3)  # input | output | target
-    for backend in ("savedmodel", "tflite"):
-        for a, b in zip(outputs["checkpoint"], outputs[backend]):
+    for reference, backend in (("checkpoint", "savedmodel"), ("checkpoint-squash", "tflite")):
+        for a, b in zip(outputs[reference], outputs[backend]):
             assert np.max(np.abs(a.astype(int) - b.astype(int))) <= 1, backend
+    own, squashed = np.stack(outputs["checkpoint"])[:, :, 64:128], np.stack(outputs["checkpoint-squash"])[:, :, 64:128]
+    assert not np.array_equal(own, squashed)  # the two modes are different paths (this 2-epoch net paints near-grey)
+
+
+def test_export_records_the_modes_and_predict_checks_them(exported, pair_dir, tmp_path, capsys):
+    with open(os.path.join(exported["dir"], "export_report.json")) as f:
+        model = json.load(f)["model"]
+    assert (model["test_mode"], model["resize_mode"], model["size_multiple"]) == ("eval", "own", 32)
+    assert model["max_pixels"] == 2048 * 2048 and model["image_size"] == [32, 32]
+    inputs = [os.path.join(pair_dir, "val"), "--pairs", "BtoA", "--output-dir", str(tmp_path / "out")]
+    outputs = []
+    for mode in ("paper", "paper", "eval"):  # checkpoint backend: any mode
+        out_dir = str(tmp_path / f"{mode}{len(outputs)}")
+        assert predict_main(inputs[:3] + ["--output-dir", out_dir, "--checkpoint-dir", exported["checkpoints"],
+                                          "--test-mode", mode]) == 0  # fmt: skip
+        outputs.append(np.stack([tf.io.decode_png(tf.io.read_file(os.path.join(out_dir, f))).numpy()
+                                 for f in sorted(os.listdir(out_dir))]))  # fmt: skip
+    assert not np.array_equal(outputs[0], outputs[1]) and not np.array_equal(outputs[0], outputs[2])
+    tflite = os.path.join(exported["dir"], "generator_fp32.tflite")
+    for flags, message in [
+        (["--backend", "savedmodel", "--model", exported["dir"], "--test-mode", "paper"], "exported with --test-mode eval, not paper"),
+        (["--backend", "tflite", "--model", tflite, "--resize-mode", "own"], "fixed input size: use --resize-mode squash"),
+        (["--backend", "tflite", "--model", tflite, "--test-mode", "paper"], "--test-mode eval only"),
+        (["--backend", "serving-rest", "--resize-mode", "own"], "do not apply to --backend serving-rest"),
+        (["--checkpoint-dir", exported["checkpoints"], "--max-pixels", "3000"], "00001.jpg: the image is 64x64 px"),
+        (["--test-mode", "train"], "invalid choice: 'train'"),
+        (["--resize-mode", "crop"], "invalid choice: 'crop'"),
+    ]:
+        with pytest.raises(SystemExit) as exc:
+            predict_main(inputs + flags)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and message in err and "Traceback" not in err, (flags, err)
+
+
+def test_export_in_paper_mode_writes_the_savedmodel_and_explains_the_missing_tflite(exported, tmp_path):
+    export_dir = str(tmp_path / "exports")
+    assert export_script.main(["--checkpoint-dir", exported["checkpoints"], "--export-dir", export_dir, "--test-mode", "paper",
+                               "--formats", "savedmodel,fp32", "--latency-runs", "1"]) == 0
+    model_dir = os.path.join(export_dir, "pix2pix")
+    assert sorted(os.listdir(model_dir)) == ["1", "export_report.json"]  # no .tflite
+    with open(os.path.join(model_dir, "export_report.json")) as f:
+        report = json.load(f)
+    assert report["model"]["test_mode"] == "paper"
+    assert "TFLite cannot run --test-mode paper" in report["formats"]["tflite_fp32"]["error"]
+    # Compared with the Keras paper-mode twin seeded like the export: the same masks, so float rounding only.
+    assert report["formats"]["savedmodel"]["max_abs_error"] <= SAVEDMODEL_MAX_ERR
+    serve = tf.saved_model.load(os.path.join(model_dir, "1")).signatures["translate_float"]
+    first, second = (serve(images=tf.constant(exported["inputs"]))["images"].numpy() for _ in range(2))
+    assert np.abs(first - second).max() > 1e-3  # dropout on: every call differs
+    assert np.abs(first - exported["reference"]).max() > 1e-3  # and it is not the eval-mode generator
+    with pytest.raises(SystemExit) as exc:  # nothing but TFLite asked for: nothing can be written
+        export_script.main(["--checkpoint-dir", exported["checkpoints"], "--export-dir", export_dir, "--test-mode", "paper",
+                            "--formats", "fp32"])
+    assert exc.value.code == 2
+
+
+def test_tflite_converter_refuses_paper_mode_with_a_clear_error():
+    with pytest.raises(TFLiteUnsupportedError, match="TFLite cannot run --test-mode paper.*StatelessRandomUniformV2"):
+        convert_tflite(build_generator((32, 32), filters=4, depth=5), "fp32", test_mode="paper")
 
 
 def test_export_is_atomic_and_never_overwrites_silently(tmp_path, monkeypatch):
     generator = build_generator((32, 32), filters=2, depth=2)
     base = str(tmp_path / "exports")
 
-    def crash(generator, path):
+    def crash(generator, path, **modes):
         os.makedirs(os.path.join(path, "variables"))  # half written, then the process "dies"
         raise KeyboardInterrupt
 
@@ -183,6 +246,9 @@ def test_converter_rejects_unknown_modes_and_uncalibrated_int8():
         (["--checkpoint-dir", "/no/such/run/checkpoints"], "config.json not found"),
         (["--formats", "savedmodel,coreml"], "--formats"),
         (["--keras-file", "/no/such.keras"], "does not exist"),
+        (["--test-mode", "train"], "invalid choice: 'train'"),
+        (["--resize-mode", "crop"], "invalid choice: 'crop'"),
+        (["--max-pixels", "0"], "--max-pixels is out of range"),
     ],
 )
 def test_export_cli_errors_exit_2_with_one_line(argv, message, capsys, tmp_path):

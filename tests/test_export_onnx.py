@@ -94,3 +94,9 @@ def test_onnx_without_the_extra_names_the_install_and_writes_nothing(tmp_path, m
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "pip install 'pix2pix_tf[onnx]'" in err and "Traceback" not in err
     assert not os.path.exists(tmp_path / "exports")
+
+
+def test_onnx_refuses_the_paper_test_mode(tmp_path):
+    # The ONNX file holds the eval-mode graph; a paper-mode report row would compare two different models.
+    with pytest.raises(UsageError, match="--test-mode eval"):
+        ExportConfig(keras_file=str(tmp_path / "g.keras"), formats="savedmodel,onnx", test_mode="paper")

@@ -1,0 +1,165 @@
+"""The generator as deployed: the test-time mode (eval or the paper's) and translation at an image's own size."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+import tensorflow as tf
+from keras import layers, ops
+
+from .config import UsageError
+
+# --test-mode: "eval" = moving BatchNorm statistics, no dropout (training=False, deterministic);
+# "paper" = the paper's test time: dropout on and batch statistics of each image alone (training=True at batch 1).
+TEST_MODES = ("eval", "paper")
+# --resize-mode: "own" = translate at the image's own size (padded to a multiple of 2^depth, cropped back);
+# "squash" = resize to the training size and back.
+RESIZE_MODES = ("own", "squash")
+# Own-size translation's cap on padded pixels per image. Activations grow with the pixel count (the 54 M-param
+# U-Net's layer outputs sum to about 60 MB of float32 per 256x256 image), so 2048x2048 (64x that) bounds one
+# image near 4 GB instead of letting a 10000x10000 upload exhaust memory.
+MAX_PIXELS = 2048 * 2048
+
+
+class PerImageBatchNorm(layers.Layer):
+    """A trained BatchNormalization run with the statistics of each image alone (training-mode BN at batch 1).
+
+    Uses the wrapped layer's gamma, beta and epsilon, never updates its moving statistics, and ignores the
+    training flag: the paper's test-time normalization, independent of whatever else is in the batch.
+    """
+
+    def __init__(self, norm: layers.BatchNormalization, **kwargs):
+        super().__init__(name=norm.name, **kwargs)
+        self.norm = norm  # tracked: its gamma/beta are shared with the trained generator, not copied
+
+    def call(self, x, training=None, mask=None):  # the node passes BN's own call arguments; both are ignored
+        x = ops.cast(x, "float32")
+        # Biased variance over H, W of one image and channel: what BN's training mode computes at batch 1.
+        mean, variance = ops.moments(x, axes=(1, 2), keepdims=True)
+        return (x - mean) * ops.rsqrt(variance + self.norm.epsilon) * self.norm.gamma + self.norm.beta
+
+
+class ActiveDropout(layers.Layer):
+    """Dropout that stays on whatever the training flag: the paper's test-time noise (Isola et al. 2017, sec. 3.1)."""
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=None, mask=None):
+        return keras.random.dropout(x, self.rate, seed=self.seed_generator)
+
+
+def size_multiple(generator: keras.Model) -> int:
+    """2^depth: the U-Net's stride-2 downsamples need each side to be a multiple of it."""
+    downsamples = sum(
+        1 for layer in generator.layers if isinstance(layer, layers.Conv2D) and tuple(layer.strides) == (2, 2)
+    )
+    return 2**downsamples
+
+
+def inference_generator(
+    generator: keras.Model, test_mode: str = "eval", any_size: bool = True, seed: int | None = None
+) -> keras.Model:
+    """The trained generator as a model for inference: same layers and weights (shared, not copied).
+
+    Args:
+        generator: the functional U-Net from models.build_generator (or a .keras file of it).
+        test_mode: "eval" runs it as trained with training=False; "paper" swaps each BatchNormalization
+            for PerImageBatchNorm and each Dropout for ActiveDropout, so every call draws new dropout
+            masks and normalizes each image by its own statistics.
+        any_size: accept [N, H, W, C] for any H, W that are multiples of size_multiple(generator);
+            False keeps the generator's fixed input size (TFLite needs one).
+        seed: seeds the paper mode's dropout masks (layer i gets seed + i; None: fresh seeds), so two
+            models built with one seed draw the same masks call for call.
+
+    Returns:
+        A functional model to call with training=False (the paper mode's layers ignore the flag).
+
+    Raises:
+        UsageError: an unknown test mode.
+    """
+    if test_mode not in TEST_MODES:
+        raise UsageError(f"--test-mode {test_mode!r}: choose one of {', '.join(TEST_MODES)}")
+    if test_mode == "eval" and not any_size:
+        return generator
+
+    dropouts = [layer for layer in generator.layers if isinstance(layer, layers.Dropout)]
+
+    def swap(layer: layers.Layer) -> layers.Layer:
+        if test_mode == "paper" and isinstance(layer, layers.BatchNormalization):
+            return PerImageBatchNorm(layer)
+        if test_mode == "paper" and isinstance(layer, layers.Dropout):
+            # One seed per layer: equal seeds would give equal random streams, i.e. correlated masks.
+            layer_seed = None if seed is None else seed + dropouts.index(layer)
+            return ActiveDropout(layer.rate, seed=layer_seed, name=layer.name)
+        return layer  # the same layer object: its weights are shared
+
+    shape = (None, None, generator.input_shape[-1]) if any_size else generator.input_shape[1:]
+    inputs = keras.Input(shape, name=generator.inputs[0].name)
+    return keras.models.clone_model(generator, input_tensors=inputs, clone_function=swap)
+
+
+def dropout_states(model: keras.Model) -> list:
+    """The SeedGenerator state variables of a model's dropout layers (the paper mode's source of randomness).
+
+    Keras does not hand them to tf.saved_model's tracking, so an exporter must attach them to its module.
+    """
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
+def padded_size(height: int, width: int, multiple: int) -> tuple[int, int]:
+    """Each side rounded up to a multiple of `multiple`."""
+    return -(-height // multiple) * multiple, -(-width // multiple) * multiple
+
+
+def check_own_size(
+    height: int, width: int, multiple: int, max_pixels: int = MAX_PIXELS, what: str = "the image"
+) -> None:
+    """Raises UsageError when own-size translation of a `height` x `width` image would pass `max_pixels`."""
+    padded_h, padded_w = padded_size(height, width, multiple)
+    if padded_h * padded_w > max_pixels:
+        raise UsageError(
+            f"{what} is {width}x{height} px (padded {padded_w}x{padded_h}), over the own-size cap of {max_pixels} "
+            "pixels: use --resize-mode squash, a smaller image, or a larger --max-pixels if memory allows"
+        )
+
+
+def _reflect_indices(size: tf.Tensor, before: tf.Tensor, after: tf.Tensor) -> tf.Tensor:
+    """Indices of a side `size` long, extended by `before` / `after` mirrored positions (edge not repeated).
+
+    Mirroring by index rather than tf.pad(mode="REFLECT"), which refuses pads longer than the side
+    (a 20 px image padded to 256): here the mirror repeats as often as needed.
+    """
+    period = tf.maximum(2 * (size - 1), 1)  # a 1 px side repeats its only pixel
+    index = tf.math.floormod(tf.range(-before, size + after), period)
+    return tf.where(index >= size, period - index, index)
+
+
+def translate_own_size(
+    run: Callable[[tf.Tensor], tf.Tensor], images: tf.Tensor, multiple: int, max_pixels: int = MAX_PIXELS
+) -> tf.Tensor:
+    """Runs `run` on float images [N, h, w, C] at their own size: reflect-padded to a multiple, cropped back.
+
+    The padding is split evenly between the two sides of each axis and mirrors the image, so the border
+    continues the picture's own content. Constant padding would add a flat frame the generator never saw
+    in training; through the U-Net's image-wide receptive field (and, in paper mode, the per-image
+    statistics) it would tint the whole output, not just the border.
+
+    Raises:
+        tf.errors.InvalidArgumentError: the padded image has more than `max_pixels` pixels.
+    """
+    height, width = tf.shape(images)[1], tf.shape(images)[2]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    tf.debugging.assert_less_equal(
+        (height + pad_h) * (width + pad_w), max_pixels,
+        message=f"the image padded to a multiple of {multiple} exceeds the own-size cap of {max_pixels} pixels: "
+        "send a smaller image or export with --resize-mode squash",
+    )  # fmt: skip
+    top, left = pad_h // 2, pad_w // 2
+    padded = tf.gather(images, _reflect_indices(height, top, pad_h - top), axis=1)
+    padded = tf.gather(padded, _reflect_indices(width, left, pad_w - left), axis=2)  # [N, h + pad_h, w + pad_w, C]
+    outputs = run(padded)  # [N, h + pad_h, w + pad_w, Cout]
+    return outputs[:, top : top + height, left : left + width]  # [N, h, w, Cout]
