@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import re
 import shutil
@@ -16,7 +14,7 @@ import tensorflow as tf
 
 from . import colorization
 from .colorization import as_rgb, is_colorizer
-from .config import TrainConfig, UsageError
+from .config import TrainConfig, UsageError, read_run_config
 from .data import to_channels, to_float, to_uint8
 from .models import build_generator
 
@@ -211,11 +209,7 @@ def config_for_checkpoints(checkpoint_dir: str) -> TrainConfig:
     path = os.path.join(os.path.dirname(os.path.abspath(checkpoint_dir)), "config.json")
     if not os.path.exists(path):
         raise UsageError(f"{path} not found: --checkpoint-dir must be the checkpoints/ folder of a train.py output dir")
-    with open(path) as f:
-        saved = json.load(f)
-    # Keys this version does not know (a newer run's) are left out rather than failing the export.
-    known = {field.name for field in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{key: value for key, value in saved.items() if key in known})
+    return read_run_config(path)
 
 
 def load_generator(checkpoint_dir: str = "", keras_file: str = "") -> tuple[keras.Model, TrainConfig | None]:
