@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 from typing import Any, Sequence
 
 from .datasets import DEFAULT_DATA_ROOT, REGISTRY
@@ -254,6 +255,18 @@ def _normalized_default(field: dataclasses.Field) -> Any:
 
 def _flag(name: str) -> str:
     return name.replace("_", "-")
+
+
+def prog_name(module: str) -> str:
+    """The program name for usage and error lines: `python -m MODULE` when run that way, else the command's name.
+
+    argparse would show `__main__.py` (or `export.py`) for `python -m`, and the console scripts
+    (`pix2pix-train`) and top-level wrappers (`train.py`) name themselves correctly already.
+    """
+    script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if script.startswith(os.path.dirname(os.path.abspath(__file__)) + os.sep):
+        return f"python -m {module}"
+    return os.path.basename(script) or module
 
 
 def add_config_flags(parser: argparse.ArgumentParser, config_cls: type = TrainConfig) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 
@@ -14,7 +17,7 @@ import tensorflow as tf
 
 from . import colorization
 from .colorization import as_rgb, is_colorizer
-from .config import TrainConfig, UsageError, read_run_config
+from .config import TrainConfig, UsageError, add_config_flags, config_from_args, prog_name, read_run_config
 from .data import to_channels, to_float, to_uint8
 from .models import build_generator
 
@@ -245,3 +248,41 @@ def tflite_name(mode: str) -> str:
 
 def is_safe_model_name(name: str) -> bool:
     return bool(re.fullmatch(r"[A-Za-z0-9_.-]+", name)) and name not in (".", "..")
+
+
+CLI_DESCRIPTION = """Export a trained pix2pix generator: SavedModel (TF Serving layout), TFLite fp32/fp16/int8, export_report.json.
+
+    python export.py                                            # latest checkpoint of outputs/, into exports/pix2pix/
+    python export.py --checkpoint-dir runs/city/checkpoints --export-dir exports --model-name city
+    python export.py --keras-file generator.keras --eval-dir DATA/val --calibration-dir DATA/train
+    python export.py --formats savedmodel,fp32 --version 3 --overwrite
+
+`pix2pix-export` (installed with the package) and `python -m pix2pix_tf.export` take the same flags.
+Writes EXPORT_DIR/MODEL_NAME/VERSION/ (SavedModel: serving_default, translate_encoded, translate_float),
+EXPORT_DIR/MODEL_NAME/generator_{fp32,fp16,int8,int8_full}.tflite and EXPORT_DIR/MODEL_NAME/export_report.json.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The export command: `pix2pix-export`, `python -m pix2pix_tf.export` or `python export.py`."""
+    # export_report builds on this module, so it can only be imported once this one is.
+    from .export_report import ExportConfig, run_export
+    from .training import setup_logging
+
+    parser = argparse.ArgumentParser(
+        prog=prog_name("pix2pix_tf.export"), description=CLI_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_config_flags(parser, ExportConfig)
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args, ExportConfig)
+        setup_logging("")
+        report = run_export(config)
+    except UsageError as err:
+        parser.error(str(err))  # one line, exit code 2
+    print(json.dumps(report["formats"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
