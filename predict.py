@@ -1,4 +1,4 @@
-"""Translate images with a trained or exported pix2pix generator (see pix2pix_tf/predict.py for every flag).
+"""Translate images: `python predict.py --help` lists every flag (as `pix2pix-predict` / `python -m pix2pix_tf.predict`).
 
     python predict.py labels/ --output-dir predictions                        # latest checkpoint of outputs/
     python predict.py 'val/*.jpg' --pairs BtoA --side-by-side --backend savedmodel --model exports/pix2pix

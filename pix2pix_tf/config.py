@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
+import os
+import sys
 from typing import Any, Sequence
 
 from .datasets import DEFAULT_DATA_ROOT, REGISTRY
@@ -15,6 +18,7 @@ MIN_IMAGE_SIDE = 32  # the 70x70 PatchGAN needs at least 32 px to give a >= 2x2 
 # (input, output) channels of each task: colorization maps CIE L to the two colour channels a, b.
 TASK_CHANNELS = {"paired": (3, 3), "colorization": (1, 2)}
 PAIRED_CHANNELS = (1, 3)  # what a paired image can be read as: grayscale or RGB
+CACHE_MODES = ("auto", "memory", "none")  # --cache values that are not a folder
 
 
 class UsageError(ValueError):
@@ -45,6 +49,15 @@ def parse_image_size(text: str | int | Sequence[int]) -> tuple[int, int]:
 def auto_generator_depth(image_size: tuple[int, int]) -> int:
     """The U-Net depth for a size: 8 at 256 px, one less per halving (7 at 128, as junyanz's unet_128)."""
     return max(1, min(MAX_GENERATOR_DEPTH, int(math.log2(min(image_size)))))
+
+
+def expand_path(path: str) -> str:
+    """`~` expanded and made absolute; "" (an unset option) stays "".
+
+    Tools that read a run's config.json run from other working directories, and Python's file
+    functions never expand `~` themselves (a shell does, but not in `--flag=~/x` nor in a default).
+    """
+    return os.path.abspath(os.path.expanduser(path)) if path else path
 
 
 def option(default: Any, help: str, choices: Sequence[Any] | None = None, flag: bool = True):
@@ -109,6 +122,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", parse_image_size(self.image_size))
+        for name in _PATH_FIELDS:
+            object.__setattr__(self, name, _normalized_path(name, getattr(self, name)))
         if not self.data_dir and not self.dataset:
             raise UsageError(f"no data: pass --data-dir DIR (a folder with train/ and val/) or --dataset NAME (synthetic, {', '.join(REGISTRY)})")
         if self.data_dir and self.dataset:
@@ -189,7 +204,7 @@ class TrainConfig:
         return {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if getattr(self, f.name) != (parse_image_size(f.default) if f.name == "image_size" else f.default)
+            if getattr(self, f.name) != _normalized_default(f)
             and not (f.name == "direction" and self.direction == self.default_direction)
         }
 
@@ -202,8 +217,56 @@ class TrainConfig:
         write_json(path, self.to_dict())
 
 
+def read_run_config(path: str) -> TrainConfig:
+    """The TrainConfig of a run from its config.json, with its paths expanded as if just given.
+
+    Keys this version does not know (a newer run's) are left out rather than failing; a config.json
+    written before paths were stored expanded (`"data_root": "~/.keras/datasets"`) reads the same as
+    a new one.
+
+    Raises:
+        UsageError: a value in the file is no longer valid.
+    """
+    with open(path) as f:
+        saved = json.load(f)
+    known = {field.name for field in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{key: value for key, value in saved.items() if key in known})
+
+
+# How each path field is stored: data folders absolute (read later from anywhere), the run's own
+# outputs only with `~` expanded (relative ones stay relative, so a run folder can be moved).
+_PATH_FIELDS = {"data_dir": "absolute", "data_root": "absolute", "cache": "absolute", "output_dir": "home", "log_file": "home"}
+
+
+def _normalized_path(name: str, value: str) -> str:
+    if name == "cache" and value in CACHE_MODES:
+        return value
+    return expand_path(value) if _PATH_FIELDS[name] == "absolute" else os.path.expanduser(value)
+
+
+def _normalized_default(field: dataclasses.Field) -> Any:
+    """A field's default as __post_init__ stores it, so that non_defaults compares like with like."""
+    if field.name == "image_size":
+        return parse_image_size(field.default)
+    if field.name in _PATH_FIELDS:
+        return _normalized_path(field.name, field.default)
+    return field.default
+
+
 def _flag(name: str) -> str:
     return name.replace("_", "-")
+
+
+def prog_name(module: str) -> str:
+    """The program name for usage and error lines: `python -m MODULE` when run that way, else the command's name.
+
+    argparse would show `__main__.py` (or `export.py`) for `python -m`, and the console scripts
+    (`pix2pix-train`) and top-level wrappers (`train.py`) name themselves correctly already.
+    """
+    script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if script.startswith(os.path.dirname(os.path.abspath(__file__)) + os.sep):
+        return f"python -m {module}"
+    return os.path.basename(script) or module
 
 
 def add_config_flags(parser: argparse.ArgumentParser, config_cls: type = TrainConfig) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 
@@ -11,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .config import TrainConfig, UsageError, option
+from .config import TrainConfig, UsageError, option, read_run_config
 from .data import load_pair, make_eval_dataset, to_uint8
 from .files import write_json
 from .inference import TEST_MODES, inference_generator
@@ -70,10 +69,7 @@ def restore_generator(checkpoint_dir: str) -> Restored:
     if not os.path.isfile(config_path):
         raise UsageError(f"{config_path} not found: --checkpoint-dir must be a train.py --output-dir "
                          "(it holds config.json and checkpoints/)")
-    with open(config_path) as f:
-        saved = json.load(f)
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(**{k: v for k, v in saved.items() if k in known})
+    config = read_run_config(config_path)
     latest = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
     if latest is None:
         raise UsageError(f"no checkpoint in {os.path.join(run_dir, 'checkpoints')}: train first (train.py --output-dir {run_dir})")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
+import argparse
 import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 
@@ -16,7 +17,7 @@ import tensorflow as tf
 
 from . import colorization
 from .colorization import as_rgb, is_colorizer
-from .config import TrainConfig, UsageError
+from .config import TrainConfig, UsageError, add_config_flags, config_from_args, prog_name, read_run_config
 from .data import to_channels, to_float, to_uint8
 from .files import write_json
 from .inference import MAX_PIXELS, RESIZE_MODES, inference_generator, size_multiple, translate_own_size
@@ -318,11 +319,7 @@ def config_for_checkpoints(checkpoint_dir: str) -> TrainConfig:
     path = os.path.join(os.path.dirname(os.path.abspath(checkpoint_dir)), "config.json")
     if not os.path.exists(path):
         raise UsageError(f"{path} not found: --checkpoint-dir must be the checkpoints/ folder of a train.py output dir")
-    with open(path) as f:
-        saved = json.load(f)
-    # Keys this version does not know (a newer run's) are left out rather than failing the export.
-    known = {field.name for field in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{key: value for key, value in saved.items() if key in known})
+    return read_run_config(path)
 
 
 def load_generator(checkpoint_dir: str = "", keras_file: str = "") -> tuple[keras.Model, TrainConfig | None]:
@@ -358,3 +355,45 @@ def tflite_name(mode: str) -> str:
 
 def is_safe_model_name(name: str) -> bool:
     return bool(re.fullmatch(r"[A-Za-z0-9_.-]+", name)) and name not in (".", "..")
+
+
+CLI_DESCRIPTION = """Export a trained pix2pix generator: SavedModel (TF Serving layout), TFLite fp32/fp16/int8, export_report.json.
+
+    python export.py                                            # latest checkpoint of outputs/, into exports/pix2pix/
+    python export.py --checkpoint-dir runs/city/checkpoints --export-dir exports --model-name city
+    python export.py --keras-file generator.keras --eval-dir DATA/val --calibration-dir DATA/train
+    python export.py --formats savedmodel,fp32 --version 3 --overwrite
+    python export.py --formats savedmodel,onnx                  # ONNX needs: pip install 'pix2pix_tf[onnx]'
+    python export.py --test-mode paper --model-name pix2pix-paper --formats savedmodel   # dropout on, per-image BN
+    python export.py --resize-mode squash                       # signatures translate at the training size
+
+`pix2pix-export` (installed with the package) and `python -m pix2pix_tf.export` take the same flags.
+Writes EXPORT_DIR/MODEL_NAME/VERSION/ (SavedModel: serving_default, translate_encoded, translate_float),
+EXPORT_DIR/MODEL_NAME/generator_{fp32,fp16,int8,int8_full}.tflite, EXPORT_DIR/MODEL_NAME/generator.onnx (when asked)
+and EXPORT_DIR/MODEL_NAME/export_report.json.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The export command: `pix2pix-export`, `python -m pix2pix_tf.export` or `python export.py`."""
+    # export_report builds on this module, so it can only be imported once this one is.
+    from .export_report import ExportConfig, run_export
+    from .training import setup_logging
+
+    parser = argparse.ArgumentParser(
+        prog=prog_name("pix2pix_tf.export"), description=CLI_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_config_flags(parser, ExportConfig)
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args, ExportConfig)
+        setup_logging("")
+        report = run_export(config)
+    except UsageError as err:
+        parser.error(str(err))  # one line, exit code 2
+    print(json.dumps(report["formats"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

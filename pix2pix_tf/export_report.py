@@ -31,6 +31,7 @@ from .export import (
     model_size,
     tflite_name,
 )
+from .extras import import_extra
 from .files import atomic_path, write_json
 from .inference import MAX_PIXELS, RESIZE_MODES, TEST_MODES, inference_generator
 from .litert import LiteRTGenerator
@@ -210,8 +211,12 @@ def run_export(config: ExportConfig) -> dict:
         The report, also written to EXPORT_DIR/MODEL_NAME/export_report.json.
 
     Raises:
-        UsageError: a missing model / data folder, or outputs that exist without --overwrite.
+        UsageError: a missing model / data folder, outputs that exist without --overwrite, or TFLite formats
+            asked for without ai-edge-litert installed.
     """
+    if set(config.format_list) & set(TFLITE_MODES):
+        # Each .tflite file is measured on LiteRT: say it is missing before minutes of conversion, not after.
+        import_extra("ai_edge_litert.interpreter", "measuring the TFLite formats", "pass --formats savedmodel")
     generator, run = load_generator(config.checkpoint_dir, config.keras_file)
     size = model_size(generator)
     direction = config.direction or (run.direction if run else "BtoA")

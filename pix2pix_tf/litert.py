@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
+
+from .extras import import_extra
 
 
 class LiteRTGenerator:
@@ -11,10 +12,14 @@ class LiteRTGenerator:
 
     Quantized (int8 I/O) models are quantized / dequantized here with the tensors' own scale and
     zero point, so every variant is called and compared the same way.
+
+    Raises:
+        UsageError: ai-edge-litert (the `litert` extra) is not installed.
     """
 
     def __init__(self, model_path: str = "", model_content: bytes | None = None, num_threads: int | None = None):
-        self._interpreter = Interpreter(model_path=model_path or None, model_content=model_content, num_threads=num_threads)
+        interpreter = import_extra("ai_edge_litert.interpreter", "running a .tflite model").Interpreter
+        self._interpreter = interpreter(model_path=model_path or None, model_content=model_content, num_threads=num_threads)
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]

@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .config import UsageError
+from .config import UsageError, prog_name
 from .data import IMAGE_EXTENSIONS
 from .inference import MAX_PIXELS, RESIZE_MODES, TEST_MODES
 
@@ -192,7 +192,9 @@ def predict_files(files: list[str], translate: Translator, output_dir: str, pair
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog_name("pix2pix_tf.predict"), description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("inputs", nargs="+", help="image files, globs (quoted) or folders")
     parser.add_argument("--output-dir", default="predictions", help="where <input stem>.png go (default: %(default)s)")
     parser.add_argument("--backend", default="checkpoint", choices=BACKENDS, help="what runs the generator (default: %(default)s)")

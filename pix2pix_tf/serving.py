@@ -13,6 +13,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 
+from .extras import import_extra
+
 SIGNATURE = "translate_encoded"
 INPUT_KEY = OUTPUT_KEY = "image_bytes"
 
@@ -95,17 +97,20 @@ class GrpcClient:
         model_name: the served MODEL_NAME.
         version: a pinned version, or None for the latest.
         timeout: seconds before the call fails with DEADLINE_EXCEEDED.
+
+    Raises:
+        UsageError: tensorflow-serving-api (the `serving` extra) is not installed.
     """
 
     def __init__(self, target: str, model_name: str = "pix2pix", version: int | None = None, timeout: float = 30.0):
         import grpc
-        from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+        apis = import_extra("tensorflow_serving.apis.prediction_service_pb2_grpc", "the TF Serving gRPC client")
         self.target, self.model_name, self.version, self.timeout = target, model_name, version, timeout
         # Images can exceed gRPC's 4 MB default message size.
         options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
         self._channel = grpc.insecure_channel(target, options=options)
-        self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._stub = apis.PredictionServiceStub(self._channel)
 
     def translate(self, images: Sequence[bytes]) -> list[bytes]:
         """JPEG/PNG bytes in, PNG bytes out.
@@ -116,9 +121,8 @@ class GrpcClient:
         """
         import grpc
         import tensorflow as tf
-        from tensorflow_serving.apis import predict_pb2
 
-        request = predict_pb2.PredictRequest()
+        request = import_extra("tensorflow_serving.apis.predict_pb2", "the TF Serving gRPC client").PredictRequest()
         request.model_spec.name = self.model_name
         request.model_spec.signature_name = SIGNATURE
         if self.version:

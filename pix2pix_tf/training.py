@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -16,7 +15,7 @@ import tensorflow as tf
 from . import callbacks as cb
 from . import distribute, resilience
 from .colorization import write_synthetic_photos
-from .config import TrainConfig, UsageError
+from .config import TrainConfig, UsageError, read_run_config
 from .data import make_eval_dataset, make_train_dataset, steps_per_epoch
 from .datacheck import check_split
 from .gan import Pix2Pix, make_optimizer
@@ -157,11 +156,8 @@ def check_resumable(config: TrainConfig, saved_config_path: str) -> None:
     """
     if not os.path.exists(saved_config_path):
         return
-    with open(saved_config_path) as f:
-        saved = json.load(f)
-    known = {field.name for field in dataclasses.fields(TrainConfig)}
     try:
-        previous = network_shape(TrainConfig(**{k: v for k, v in saved.items() if k in known}))
+        previous = network_shape(read_run_config(saved_config_path))
     except (UsageError, TypeError):
         return  # a config.json from another version: let restore itself judge
     current = network_shape(config)

@@ -1,8 +1,11 @@
 """The config: flags generated from the dataclass, and clear one-line errors."""
 
+import json
+import os
+
 import pytest
 
-from pix2pix_tf.config import TrainConfig, UsageError, parse_image_size
+from pix2pix_tf.config import TrainConfig, UsageError, parse_image_size, read_run_config
 
 
 def test_defaults_are_the_papers():
@@ -39,3 +42,24 @@ def test_bad_values_raise_usage_errors(kwargs, message):
 
 def test_non_defaults_lists_only_changes():
     assert TrainConfig(dataset="synthetic", epochs=3).non_defaults() == {"dataset": "synthetic", "epochs": 3}
+
+
+def test_paths_are_stored_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    c = TrainConfig(data_dir="data/city", cache="~/cache", output_dir="~/runs/a", log_file="logs/x.log")
+    # Data folders absolute (read later from anywhere); the run's own outputs keep a relative path relative.
+    assert (c.data_dir, c.cache) == (str(tmp_path / "data" / "city"), str(tmp_path / "home" / "cache"))
+    assert (c.output_dir, c.log_file) == (str(tmp_path / "home" / "runs" / "a"), "logs/x.log")
+    assert TrainConfig(dataset="facades").data_root == str(tmp_path / "home" / ".keras" / "datasets")
+    assert TrainConfig(dataset="synthetic", cache="memory").cache == "memory"  # a mode, not a folder
+    assert "data_root" not in TrainConfig(dataset="facades").non_defaults()  # the default, expanded, is still the default
+
+
+def test_an_old_config_json_with_tilde_reads_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    old = TrainConfig(dataset="facades").to_dict() | {"data_root": "~/.keras/datasets", "from_a_newer_version": 1}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(old))
+    config = read_run_config(str(path))
+    assert config.data_root == os.path.join(str(tmp_path), ".keras", "datasets") and config.dataset == "facades"

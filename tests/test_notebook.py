@@ -55,7 +55,7 @@ def test_install_cell_keeps_colab_tensorflow():
     install = nb.cells[cell_index(nb, PIP)].source
     # The one pip call: the package alone, no --upgrade / --force-reinstall / pinned TensorFlow / requirements.txt.
     calls = [line.strip() for line in install.splitlines() if "pip" in line and not line.strip().startswith("#")]
-    expected = 'subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+https://github.com/{GITHUB_REPO}"]'
+    expected = 'subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"pix2pix_tf[litert] @ git+https://github.com/{GITHUB_REPO}"]'
     assert calls == [expected + ", check=True)"]
     # The ranges pip resolves from pyproject accept any TensorFlow 2.21.x, the build Colab ships.
     project = tomllib.loads(Path(ROOT, "pyproject.toml").read_text())["project"]
