@@ -11,6 +11,8 @@ from .config import UsageError
 EXTRAS = {
     "ai_edge_litert": ("ai-edge-litert", "litert"),
     "tensorflow_serving": ("tensorflow-serving-api", "serving"),
+    "tf2onnx": ("tf2onnx", "onnx"),
+    "onnxruntime": ("onnxruntime", "onnx"),
 }
 
 

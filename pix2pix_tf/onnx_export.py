@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-
 import keras
 import numpy as np
 import tensorflow as tf
 
-from .config import UsageError
+from .extras import import_extra
 
 ONNX_FILE = "generator.onnx"
 ONNX_OPSET = 17  # the opset the conversion was verified with (tf2onnx 1.17, onnxruntime 1.32)
@@ -18,9 +15,8 @@ INPUT_NAME = "images"  # as the SavedModel's translate_float and the .tflite fil
 
 def require_onnx() -> None:
     """Raises UsageError, naming the install command, unless tf2onnx and onnxruntime can be imported."""
-    missing = [name for name in ("tf2onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
-    if missing:
-        raise UsageError(f"--formats onnx needs {' and '.join(missing)}: pip install 'pix2pix_tf[onnx]'")
+    for name in ("tf2onnx", "onnxruntime"):
+        import_extra(name, "--formats onnx")
 
 
 def convert_onnx(generator: keras.Model, opset: int = ONNX_OPSET) -> bytes:
@@ -34,7 +30,7 @@ def convert_onnx(generator: keras.Model, opset: int = ONNX_OPSET) -> bytes:
         UsageError: tf2onnx or onnxruntime is not installed.
     """
     require_onnx()
-    tf2onnx = importlib.import_module("tf2onnx")
+    tf2onnx = import_extra("tf2onnx", "--formats onnx")
     size, channels = tuple(generator.input_shape[1:3]), generator.input_shape[-1]
     spec = (tf.TensorSpec((None, *size, channels), tf.float32, name=INPUT_NAME),)
     # tf2onnx traces the model's inference call (training=None: moving BatchNorm statistics, no dropout).
@@ -47,7 +43,7 @@ class OnnxGenerator:
 
     def __init__(self, model_path: str):
         require_onnx()
-        onnxruntime = importlib.import_module("onnxruntime")
+        onnxruntime = import_extra("onnxruntime", "running a .onnx model")
         self._session = onnxruntime.InferenceSession(model_path, providers=onnxruntime.get_available_providers())
         self._input = self._session.get_inputs()[0]
 
