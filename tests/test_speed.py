@@ -1,7 +1,9 @@
 """The fast path: auto settings, mixed-precision steps, several steps per call, and the decoded-pair cache."""
 
 import inspect
+import json
 import os
+import signal
 
 import keras
 import numpy as np
@@ -145,6 +147,84 @@ def test_bf16_trains_to_where_fp32_does(pair_dir):
         final_l1[precision] = float(tf.reduce_mean(tf.abs(model.generator(x, training=False) - y)))
         assert final_l1[precision] < 0.9 * before, (precision, before, final_l1[precision])  # it trained
     assert abs(final_l1["bf16"] - final_l1["fp32"]) <= 0.1 * final_l1["fp32"], final_l1
+
+
+def _simulate_gpu(monkeypatch, capability):
+    """build_pix2pix resolves --precision/--jit-compile auto as on a GPU of this compute capability."""
+    import pix2pix_tf.training as training
+
+    monkeypatch.setattr(training, "gpu_compute_capability", lambda: capability)
+
+
+@pytest.mark.parametrize(
+    "capability,precision,train_it",
+    # A100, T4, a Pascal card; one XLA-compiled run (the loss-scaled one: its skip/unscale conds run inside XLA)
+    # keeps the CPU compile time down, the others check what the build resolved to.
+    [((8, 0), "bf16", False), ((7, 5), "fp16", True), ((6, 1), "fp32", False)],
+)
+def test_simulated_gpu_builds_and_runs_the_gpu_path_on_cpu(pair_dir, monkeypatch, capability, precision, train_it):
+    """The auto settings for a GPU (mixed precision, loss scaling, XLA) built as on one and run on the CPU."""
+    _simulate_gpu(monkeypatch, capability)
+    config = _tiny(pair_dir, steps_per_execution=2)  # --precision auto, --jit-compile auto
+    model = build_pix2pix(config)
+    assert model.jit_compile is True  # auto = XLA with a GPU
+    compute = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[precision]
+    assert model.generator.get_layer("down2_conv").compute_dtype == compute
+    loss_scaled = isinstance(model.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert loss_scaled == isinstance(model.d_optimizer, keras.optimizers.LossScaleOptimizer) == (precision == "fp16")
+    if not train_it:
+        return
+    x, y = _batch(pair_dir, config)
+    history = model.fit(tf.data.Dataset.from_tensors((x, y)).repeat(), epochs=1, steps_per_epoch=4, shuffle=False, verbose=0)
+    assert all(np.isfinite(values[-1]) for values in history.history.values()), history.history
+    for optimizer in (model.g_optimizer, model.d_optimizer):
+        applied = int(optimizer.iterations)
+        if loss_scaled:
+            # Dynamic loss scaling: every skipped (overflowing) step halves the scale from 2^15; the rest count.
+            assert "dynamic_scale" in [v.path.split("/")[-1] for v in optimizer.variables]
+            assert float(optimizer.dynamic_scale) == 2.0**15 / 2 ** (4 - applied), (applied, float(optimizer.dynamic_scale))
+        else:
+            assert applied == 4  # 2 XLA calls of 2 steps each
+    assert model.generator(x, training=False).dtype == tf.float32
+
+
+def test_fp16_run_checkpoints_and_resumes(pair_dir, tmp_path, monkeypatch):
+    """fp16's LossScaleOptimizer skips and does not count overflowing steps; checkpoints still count every step."""
+    from pix2pix_tf import callbacks as cb
+    from pix2pix_tf.resilience import Interrupted
+    from pix2pix_tf.training import make_checkpoint, train
+
+    out = tmp_path / "run"
+    settings = {"image_size": 32, "batch_size": 4, "generator_filters": 4, "discriminator_filters": 4, "val_steps": 1,
+                "num_samples": 0, "epochs": 2, "precision": "fp16", "checkpoint_every": 0}
+
+    def config(**overrides):
+        return TrainConfig(data_dir=pair_dir, output_dir=str(out), log_file=str(out / "log.txt"), **{**settings, **overrides})
+
+    steps = []
+
+    def stop_after_step_4(self, batch, logs=None):
+        steps.append(batch)
+        if len(steps) == 4:  # the 1st of epoch 2's 3 steps
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(cb.Throughput, "on_train_batch_end", stop_after_step_4)
+    with pytest.raises(Interrupted, match="at step 4"):
+        train(config())
+    assert tf.train.latest_checkpoint(str(out / "checkpoints")).endswith("ckpt-4")
+    monkeypatch.undo()
+    train(config())  # resumes mid-epoch in fp16
+    assert "step 1 of the next" in (out / "log.txt").read_text()
+    rows = json.loads((out / "history.json").read_text())
+    assert [row["epoch"] for row in rows] == [1, 2]
+    assert all(np.isfinite(row[key]) for row in rows for key in ("g_total", "d_total", "val_g_total"))
+    latest = tf.train.latest_checkpoint(str(out / "checkpoints"))
+    assert latest.endswith("ckpt-6")  # numbered by train steps run, skipped ones included
+    # The checkpoint holds the inner Adam, so an fp32 model restores it (and resumes) as well.
+    restored = make_checkpoint(build_pix2pix(config(precision="fp32")))
+    restored.restore(latest).assert_existing_objects_matched()
+    assert int(restored.step) == 6 and int(restored.epoch) == 2
+    assert 0 <= int(restored.g_optimizer.iterations) <= 6
 
 
 def _batches(files, config, count, start_step=0):
