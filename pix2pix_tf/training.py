@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -51,6 +52,22 @@ def setup_logging(log_file: str) -> None:
     for handler in handlers:
         handler.setFormatter(fmt)
         logger.addHandler(handler)
+
+
+def epoch_steps(num_files: int, config: TrainConfig) -> int:
+    """The train steps an epoch runs: one pass (or --steps-per-epoch), rounded up to whole --steps-per-execution calls.
+
+    fit() runs every call in full on the endless train stream, the epoch's last one too, so 3 steps at 2 per
+    call are 4; counting them here keeps the --epochs-decay schedule and mid-epoch resumes on the steps run.
+    """
+    steps = steps_per_epoch(num_files, config)
+    calls = math.ceil(steps / config.steps_per_execution)
+    if calls * config.steps_per_execution != steps:
+        logger.info(
+            "an epoch runs %d steps: %d rounded up to whole calls of --steps-per-execution %d",
+            calls * config.steps_per_execution, steps, config.steps_per_execution,
+        )
+    return calls * config.steps_per_execution
 
 
 def learning_rate(
@@ -251,7 +268,7 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     logger.info("settings differing from the defaults: %s", config.non_defaults())
     logger.info("strategy: %s", distribute.describe(strategy))
 
-    steps = steps_per_epoch(len(train_files), config)
+    steps = epoch_steps(len(train_files), config)
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
