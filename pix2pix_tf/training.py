@@ -124,7 +124,7 @@ def anchor_schedules(
 
     The schedule counts epochs from the optimizer's restored step counter; anchoring it where this run's
     epochs actually start keeps a mid-epoch resume on the uninterrupted run's sequence even when
-    --steps-per-epoch changed since, or when a loss-scaling optimizer skipped steps it did not count.
+    --steps-per-epoch changed since, or when a loss-scaling optimizer skipped (and did not count) steps before.
     """
     for optimizer in (unwrap_optimizer(model.g_optimizer), unwrap_optimizer(model.d_optimizer)):
         start = int(optimizer.iterations.numpy())
