@@ -82,7 +82,7 @@ def test_sigterm_mid_epoch_then_resume_is_bit_identical(pair_dir, tmp_path, monk
 
 
 def test_step_checkpoints_with_several_steps_per_call(pair_dir, tmp_path, monkeypatch):
-    """--steps-per-execution 2: fit() runs whole calls, so an epoch of 3 steps runs 4 and checkpoints fall between calls."""
+    """--steps-per-execution 2: fit() runs whole calls (an epoch of 3 steps runs 4); checkpoints fall between them."""
     out = tmp_path / "run"
     config = _config(pair_dir, out, epochs=2, epochs_decay=1, steps_per_execution=2, checkpoint_every=1)
     original = cb.Throughput.on_train_batch_end
@@ -96,7 +96,8 @@ def test_step_checkpoints_with_several_steps_per_call(pair_dir, tmp_path, monkey
     with pytest.raises(Interrupted, match="at step 6"):
         train(config)
     monkeypatch.undo()
-    assert "an epoch runs 4 steps: 3 rounded up to whole calls of --steps-per-execution 2" in (out / "log.txt").read_text()
+    log = (out / "log.txt").read_text()
+    assert "an epoch runs 4 steps: 3 rounded up to whole calls of --steps-per-execution 2" in log
     # Saved after step 2, at epoch 1's end (4) and at the stop (6).
     kept = tf.train.get_checkpoint_state(str(out / "checkpoints")).all_model_checkpoint_paths
     assert [path.rsplit("-", 1)[1] for path in kept] == ["2", "4", "6"]

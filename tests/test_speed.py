@@ -57,7 +57,8 @@ def test_keras_private_api_of_the_fast_path_is_unchanged(monkeypatch):
         _keras_changed("Optimizer.update_step(gradient, variable, learning_rate) has another signature", fused_adam))
     assert _parameters(getattr(keras.optimizers.Adam, "_get_variable_index", lambda: None)) == ["self", "variable"], (
         _keras_changed("Optimizer._get_variable_index(variable) is gone or takes other arguments", fused_adam))
-    assert _parameters(getattr(keras.Model, "_maybe_symbolic_build", lambda: None)) == ["self", "iterator", "data_batch"], (
+    hook_parameters = _parameters(getattr(keras.Model, "_maybe_symbolic_build", lambda: None))
+    assert hook_parameters == ["self", "iterator", "data_batch"], (
         _keras_changed("Model._maybe_symbolic_build(iterator, data_batch) is gone or takes other arguments", hook))
 
     class Probe(keras.Model):  # fit() must still call the hook, or Pix2Pix's override silently stops working
@@ -151,7 +152,7 @@ def test_bf16_trains_to_where_fp32_does(pair_dir):
 
 def _simulate_gpu(monkeypatch, capability):
     """build_pix2pix resolves --precision/--jit-compile auto as on a GPU of this compute capability."""
-    import pix2pix_tf.training as training
+    from pix2pix_tf import training
 
     monkeypatch.setattr(training, "gpu_compute_capability", lambda: capability)
 
@@ -175,14 +176,16 @@ def test_simulated_gpu_builds_and_runs_the_gpu_path_on_cpu(pair_dir, monkeypatch
     if not train_it:
         return
     x, y = _batch(pair_dir, config)
-    history = model.fit(tf.data.Dataset.from_tensors((x, y)).repeat(), epochs=1, steps_per_epoch=4, shuffle=False, verbose=0)
+    data = tf.data.Dataset.from_tensors((x, y)).repeat()
+    history = model.fit(data, epochs=1, steps_per_epoch=4, shuffle=False, verbose=0)
     assert all(np.isfinite(values[-1]) for values in history.history.values()), history.history
     for optimizer in (model.g_optimizer, model.d_optimizer):
         applied = int(optimizer.iterations)
         if loss_scaled:
             # Dynamic loss scaling: every skipped (overflowing) step halves the scale from 2^15; the rest count.
             assert "dynamic_scale" in [v.path.split("/")[-1] for v in optimizer.variables]
-            assert float(optimizer.dynamic_scale) == 2.0**15 / 2 ** (4 - applied), (applied, float(optimizer.dynamic_scale))
+            scale = float(optimizer.dynamic_scale)
+            assert scale == 2.0**15 / 2 ** (4 - applied), (applied, scale)
         else:
             assert applied == 4  # 2 XLA calls of 2 steps each
     assert model.generator(x, training=False).dtype == tf.float32
@@ -199,7 +202,8 @@ def test_fp16_run_checkpoints_and_resumes(pair_dir, tmp_path, monkeypatch):
                 "num_samples": 0, "epochs": 2, "precision": "fp16", "checkpoint_every": 0}
 
     def config(**overrides):
-        return TrainConfig(data_dir=pair_dir, output_dir=str(out), log_file=str(out / "log.txt"), **{**settings, **overrides})
+        paths = {"output_dir": str(out), "log_file": str(out / "log.txt")}
+        return TrainConfig(data_dir=pair_dir, **paths, **{**settings, **overrides})
 
     steps = []
 

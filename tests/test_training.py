@@ -78,7 +78,7 @@ def test_train_py_writes_every_output_and_resumes(pair_dir, tmp_path):
         (["--data-dir", "/no/such/dir"], "does not exist"),
         (["--dataset", "synthetic", "--image-size", "100"], "not a multiple"),
         (["--dataset", "synthetic", "--epochs", "-2"], "--epochs must be >= 0"),
-        (["--dataset", "synthetic", "--epochs", "3", "--epochs-decay", "5"], "--epochs-decay 5 must be between 0 and --epochs (3)"),
+        (["--dataset", "synthetic", "--epochs", "3", "--epochs-decay", "5"], "--epochs-decay 5 must be between 0 and"),
         ([], "no data"),
     ],
 )
@@ -146,7 +146,8 @@ def test_checkpoints_restore_across_constant_and_decayed_rates(tmp_path):
         restored = FusedAdam(learning_rate=rate, beta_1=0.5)
         restored.build(variables)
         tf.train.Checkpoint(optimizer=restored).restore(path).assert_existing_objects_matched()
-        assert [v.path.split("/")[-1] for v in restored.variables] == [v.path.split("/")[-1] for v in constant.variables]
+        names = [v.path.split("/")[-1] for v in restored.variables]
+        assert names == [v.path.split("/")[-1] for v in constant.variables]
         for mine, saved in zip(restored.variables, constant.variables, strict=True):
             if "learning_rate" not in mine.path:
                 np.testing.assert_array_equal(mine.numpy(), saved.numpy(), err_msg=mine.path)
@@ -156,7 +157,8 @@ def test_checkpoints_restore_across_constant_and_decayed_rates(tmp_path):
 def _lr_config(pair_dir, out, **overrides):
     settings = {"image_size": 32, "batch_size": 4, "generator_filters": 4, "discriminator_filters": 4, "val_steps": 1,
                 "num_samples": 0, "epochs": 3, "epochs_decay": 2, "steps_per_epoch": 2, "checkpoint_every": 0}
-    return TrainConfig(data_dir=pair_dir, output_dir=str(out), log_file=str(out / "log.txt"), **{**settings, **overrides})
+    paths = {"output_dir": str(out), "log_file": str(out / "log.txt")}
+    return TrainConfig(data_dir=pair_dir, **paths, **{**settings, **overrides})
 
 
 def _record_rates(monkeypatch, stop_at: int | None = None) -> list:
