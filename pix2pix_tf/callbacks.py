@@ -1,4 +1,4 @@
-"""fit() callbacks writing a run's outputs: throughput, history.json + plots, samples, log lines."""
+"""fit() callbacks writing a run's outputs: throughput, learning rate, history.json + plots, samples, log lines."""
 
 from __future__ import annotations
 
@@ -49,6 +49,21 @@ class Throughput(keras.callbacks.Callback):
         if logs is not None:
             logs["img_per_sec"] = self._rate()
             logs["train_seconds"] = self.last[0] - self.start
+
+
+class LearningRate(keras.callbacks.Callback):
+    """Adds `lr`, the rate G's optimizer used for this epoch's steps, to the epoch's logs.
+
+    Read when the epoch begins: at its end the optimizer's step counter already points into the next
+    epoch, whose rate --epochs-decay may have lowered. D's optimizer runs the same schedule.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.rate = float(keras.ops.convert_to_numpy(self.model.g_optimizer.learning_rate))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["lr"] = self.rate
 
 
 class HistoryWriter(keras.callbacks.Callback):

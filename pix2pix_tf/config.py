@@ -94,6 +94,12 @@ class TrainConfig:
     beta1: float = option(0.5, "Adam beta_1 for both nets")
     # schedule
     epochs: int = option(50, "epochs to train (a resumed run trains up to this total)")
+    epochs_decay: int = option(
+        0,
+        "the last N of --epochs decay the learning rate linearly to zero, once per epoch (junyanz's 'linear' policy; "
+        "--epochs is the total: his --n_epochs 100 --n_epochs_decay 100 is --epochs 200 --epochs-decay 100); "
+        "0 = constant rate",
+    )
     batch_size: int = option(16, "images per train step")
     steps_per_epoch: int = option(0, "cap on train steps per epoch; 0 = one pass over the train split")
     val_steps: int = option(0, "cap on validation batches per epoch; 0 = the whole val split")
@@ -139,6 +145,11 @@ class TrainConfig:
         for name in ("epochs", "steps_per_epoch", "val_steps", "generator_depth", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise UsageError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.epochs_decay <= self.epochs:
+            raise UsageError(
+                f"--epochs-decay {self.epochs_decay} must be between 0 and --epochs ({self.epochs}): "
+                "it counts the last epochs of the total, over which the learning rate decays to zero"
+            )
         for name in ("batch_size", "generator_filters", "discriminator_filters", "keep_checkpoints", "synthetic_pairs", "steps_per_execution"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{_flag(name)} must be >= 1, got {getattr(self, name)}")

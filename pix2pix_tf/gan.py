@@ -40,7 +40,9 @@ class Pix2Pix(keras.Model):
         self.image_trackers = {name: keras.metrics.Mean(name=name) for name in IMAGE_METRIC_NAMES}
 
     def compile(self, g_optimizer: keras.optimizers.Optimizer, d_optimizer: keras.optimizers.Optimizer, **kwargs):
-        super().compile(**kwargs)
+        # No optimizer of Keras' own (its default would be an unused RMSprop, whose rate Keras' TensorBoard
+        # callback would log as `learning_rate`): G's and D's rate reach the logs as `lr` (callbacks.LearningRate).
+        super().compile(optimizer=None, **kwargs)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
         # Built eagerly so checkpoints restore the slots before the first step.
@@ -109,7 +111,60 @@ def _for_fit(logs: dict) -> dict:
     return logs
 
 
-def make_optimizer(lr: float, beta1: float, precision: str = "fp32") -> keras.optimizers.Optimizer:
-    """The paper's Adam; under fp16 wrapped in dynamic loss scaling, so small gradients do not flush to zero."""
+@keras.saving.register_keras_serializable(package="pix2pix_tf")
+class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """junyanz's `linear` policy: `learning_rate` for `epochs - decay_epochs` epochs, then linearly down to zero.
+
+    With C = epochs - decay_epochs constant epochs and N = decay_epochs, epoch e (counted from 0) runs at
+    `learning_rate * (1 - max(0, e - C + 1) / (N + 1))`: the first decaying epoch at N/(N+1) of the rate,
+    the last at 1/(N+1), zero just past the end.
+
+    The rate changes once per epoch, as the reference's (its LambdaLR steps once an epoch), rather than every
+    step: the same epoch then runs at the same rate as a PyTorch run of the recipe, and the `lr` that history.json
+    records for an epoch is the rate all of its steps used.
+
+    Keras calls the schedule with the optimizer's own step counter (`iterations`), which the checkpoint
+    restores, so a resumed run, mid-epoch too, continues the sequence where it stopped. Epoch `first_epoch`
+    starts at step `first_step` (0, 0 from scratch); a resumed run anchors them at its next epoch boundary
+    (training.anchor_schedules), so that a changed --steps-per-epoch, or steps that a loss-scaling optimizer
+    skipped (and did not count) before the resume, do not shift the epochs.
+
+    Args:
+        learning_rate: the constant rate before the decay (--lr).
+        steps_per_epoch: train steps in an epoch (the --steps-per-epoch cap included).
+        epochs: the run's total epochs (--epochs).
+        decay_epochs: the last epochs of `epochs` that decay (--epochs-decay), 0 to `epochs`.
+        first_epoch: the epoch that starts at step `first_step`.
+        first_step: the optimizer step at which `first_epoch` starts.
+    """
+
+    def __init__(self, learning_rate, steps_per_epoch, epochs, decay_epochs, first_epoch=0, first_step=0):
+        self.learning_rate = float(learning_rate)
+        self.steps_per_epoch, self.epochs, self.decay_epochs = int(steps_per_epoch), int(epochs), int(decay_epochs)
+        self.first_epoch, self.first_step = int(first_epoch), int(first_step)
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "int64")
+        epoch = self.first_epoch + keras.ops.floor_divide(step - self.first_step, self.steps_per_epoch)
+        decayed = keras.ops.clip(epoch - (self.epochs - self.decay_epochs) + 1, 0, self.decay_epochs + 1)
+        return self.learning_rate * (1.0 - keras.ops.cast(decayed, "float32") / (self.decay_epochs + 1))
+
+    def get_config(self) -> dict:
+        return {
+            "learning_rate": self.learning_rate, "steps_per_epoch": self.steps_per_epoch, "epochs": self.epochs,
+            "decay_epochs": self.decay_epochs, "first_epoch": self.first_epoch, "first_step": self.first_step,
+        }
+
+
+def make_optimizer(
+    lr: float | keras.optimizers.schedules.LearningRateSchedule, beta1: float, precision: str = "fp32"
+) -> keras.optimizers.Optimizer:
+    """The paper's Adam; under fp16 wrapped in dynamic loss scaling, so small gradients do not flush to zero.
+
+    Args:
+        lr: a constant rate or a schedule (LinearDecay for --epochs-decay).
+        beta1: Adam's beta_1.
+        precision: "fp32", "bf16" or "fp16".
+    """
     optimizer = FusedAdam(learning_rate=lr, beta_1=beta1, beta_2=0.999)
     return keras.optimizers.LossScaleOptimizer(optimizer) if precision == "fp16" else optimizer

@@ -94,8 +94,21 @@ class FusedAdam(keras.optimizers.Adam):
     size), same slot variables, so checkpoints are interchangeable. At batch 1 the 57M-parameter
     update is about half of a CPU train step, and each elementwise op is a full pass over memory.
     Falls back to Keras' update under a distribution strategy (its variables are not plain handles)
-    and for AMSGrad, which the kernel does not implement.
+    and for AMSGrad, which the kernel does not implement. The rate arrives as `update_step`'s argument,
+    already read from a schedule when the optimizer has one.
     """
+
+    def __init__(self, learning_rate=0.001, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        if isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+            # Keras keeps a constant rate in the optimizer's 2nd variable and a schedule in none, while a
+            # checkpoint numbers an optimizer's variables by position: this stand-in (the rate at step 0,
+            # never read) keeps the Adam slots at the same numbers, so a run resumes from a checkpoint
+            # written with or without --epochs-decay instead of restoring m into v.
+            self.add_variable(
+                (), initializer=keras.initializers.Constant(float(keras.ops.convert_to_numpy(learning_rate(0)))),
+                aggregation="only_first_replica", name="learning_rate",
+            )
 
     def update_step(self, gradient, variable, learning_rate):
         if self.amsgrad or tf.distribute.has_strategy() or keras.backend.backend() != "tensorflow":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -18,7 +19,7 @@ from .colorization import write_synthetic_photos
 from .config import TrainConfig, UsageError, read_run_config
 from .data import make_eval_dataset, make_train_dataset, steps_per_epoch
 from .datacheck import check_split
-from .gan import Pix2Pix, make_optimizer
+from .gan import LinearDecay, Pix2Pix, make_optimizer
 from .models import build_discriminator, build_generator
 from .speed import dtype_policy, gpu_compute_capability, resolve_jit_compile, resolve_precision, unwrap_optimizer
 from .synthetic import write_synthetic_dataset
@@ -52,8 +53,43 @@ def setup_logging(log_file: str) -> None:
         logger.addHandler(handler)
 
 
-def build_pix2pix(config: TrainConfig) -> Pix2Pix:
-    """G, D and their optimizers as the config says, compiled (precision, XLA, steps per call) for fit()."""
+def epoch_steps(num_files: int, config: TrainConfig) -> int:
+    """The train steps an epoch runs: one pass (or --steps-per-epoch), rounded up to whole --steps-per-execution calls.
+
+    fit() runs every call in full on the endless train stream, the epoch's last one too, so 3 steps at 2 per
+    call are 4; counting them here keeps the --epochs-decay schedule and mid-epoch resumes on the steps run.
+    """
+    steps = steps_per_epoch(num_files, config)
+    calls = math.ceil(steps / config.steps_per_execution)
+    if calls * config.steps_per_execution != steps:
+        logger.info(
+            "an epoch runs %d steps: %d rounded up to whole calls of --steps-per-execution %d",
+            calls * config.steps_per_execution, steps, config.steps_per_execution,
+        )
+    return calls * config.steps_per_execution
+
+
+def learning_rate(
+    config: TrainConfig, steps_per_epoch: int, first_epoch: int = 0, first_step: int = 0
+) -> float | LinearDecay:
+    """--lr, or its --epochs-decay schedule (gan.LinearDecay) when the epoch length is known.
+
+    A model built without `steps_per_epoch` (to be restored and evaluated, not trained) keeps the constant
+    rate; its checkpoint layout is the same either way.
+    """
+    if not config.epochs_decay or not steps_per_epoch:
+        return config.lr
+    return LinearDecay(config.lr, steps_per_epoch, config.epochs, config.epochs_decay, first_epoch, first_step)
+
+
+def build_pix2pix(config: TrainConfig, steps_per_epoch: int = 0) -> Pix2Pix:
+    """G, D and their optimizers as the config says, compiled (precision, XLA, steps per call) for fit().
+
+    Args:
+        config: the run's settings.
+        steps_per_epoch: train steps per epoch, which --epochs-decay needs to tell the epochs apart;
+            0 (a model that is only restored) keeps the constant --lr.
+    """
     strategy = tf.distribute.get_strategy()  # build_pix2pix runs inside the run's strategy scope
     capability = gpu_compute_capability()
     precision = resolve_precision(config.precision, capability, tpu=isinstance(strategy, tf.distribute.TPUStrategy))
@@ -69,14 +105,31 @@ def build_pix2pix(config: TrainConfig) -> Pix2Pix:
             config.image_size, task.input_channels, task.output_channels, filters=config.discriminator_filters, norm=config.norm
         )
         model = Pix2Pix(generator, discriminator, lambda_l1=config.lambda_l1, to_rgb=task.to_rgb)
+    rate = learning_rate(config, steps_per_epoch)
     model.compile(
-        make_optimizer(config.lr, config.beta1, precision),
-        make_optimizer(config.lr, config.beta1, precision),
+        make_optimizer(rate, config.beta1, precision),
+        make_optimizer(rate, config.beta1, precision),
         jit_compile=jit_compile,
         steps_per_execution=config.steps_per_execution,
     )
     logger.info("train step: precision %s, XLA %s, %d step(s) per call", precision, "on" if jit_compile else "off", config.steps_per_execution)
     return model
+
+
+def anchor_schedules(
+    model: Pix2Pix, config: TrainConfig, steps_per_epoch: int, first: resilience.Segment, mid_epoch: bool
+) -> None:
+    """Anchors each optimizer's --epochs-decay schedule at the next epoch boundary of a (resumed) run.
+
+    The schedule counts epochs from the optimizer's restored step counter; anchoring it where this run's
+    epochs actually start keeps a mid-epoch resume on the uninterrupted run's sequence even when
+    --steps-per-epoch changed since, or when a loss-scaling optimizer skipped (and did not count) steps before.
+    """
+    for optimizer in (unwrap_optimizer(model.g_optimizer), unwrap_optimizer(model.d_optimizer)):
+        start = int(optimizer.iterations.numpy())
+        # Mid-epoch, the first fit() call finishes epoch `first.initial_epoch` in `first.steps` steps.
+        anchor = (first.initial_epoch + 1, start + first.steps) if mid_epoch else (first.initial_epoch, start)
+        optimizer.learning_rate = learning_rate(config, steps_per_epoch, *anchor)
 
 
 def make_checkpoint(model: Pix2Pix) -> tf.train.Checkpoint:
@@ -211,11 +264,12 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     logger.info("settings differing from the defaults: %s", config.non_defaults())
     logger.info("strategy: %s", distribute.describe(strategy))
 
+    steps = epoch_steps(len(train_files), config)
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     with strategy.scope():  # variables (nets, optimizer slots, epoch) become the strategy's replicated ones
-        model = build_pix2pix(config)
+        model = build_pix2pix(config, steps)
         checkpoint = make_checkpoint(model)
     manager = distribute.checkpoint_manager(
         checkpoint, os.path.join(out, "checkpoints"), config.keep_checkpoints, strategy, resume=not config.restart
@@ -234,7 +288,6 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
         logger.info("already trained %d of %d epochs: nothing to do (raise --epochs or pass --restart)", initial_epoch, config.epochs)
         return None
 
-    steps = steps_per_epoch(len(train_files), config)
     signals = resilience.StopSignals()
     resumed_metrics = [v.numpy() for v in resilience.metric_variables(model)] if epoch_step else []
     val_ds = make_eval_dataset(val_files, config, example_fn=task.eval_example)
@@ -244,6 +297,7 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     callbacks = [
         resilience.FiniteGuard(),  # first: a NaN step must reach no writer
         cb.Throughput(config.batch_size),
+        cb.LearningRate(),
         cb.HistoryWriter(history_path, os.path.join(out, "plots"), load_history(history_path, initial_epoch)),
         resilience.RunCheckpoint(
             manager, checkpoint, config.checkpoint_every, signals, epoch_step, resumed_metrics
@@ -263,8 +317,11 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     # Checkpoints from before the step counter existed: the optimizer's iterations then counted the steps.
     global_step = int(checkpoint.step.numpy()) or int(model.g_optimizer.iterations.numpy())
     checkpoint.step.assign(global_step)
+    segments = resilience.plan_segments(initial_epoch, epoch_step, global_step, steps, config.epochs)
+    if config.epochs_decay:
+        anchor_schedules(model, config, steps, segments[0], mid_epoch=bool(epoch_step))
     with signals:
-        for segment in resilience.plan_segments(initial_epoch, epoch_step, global_step, steps, config.epochs):
+        for segment in segments:
             history = model.fit(
                 make_train_dataset(train_files, config, start_step=segment.start_step, example_fn=task.train_example),
                 epochs=segment.epochs,

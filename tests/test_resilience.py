@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -78,6 +79,48 @@ def test_sigterm_mid_epoch_then_resume_is_bit_identical(pair_dir, tmp_path, monk
         np.testing.assert_array_equal(after[name], straight[name], err_msg=name)
     # Epoch 2's row averages all 3 of its steps (running means restored), exactly as uninterrupted.
     assert _rows(resumed) == _rows(tmp_path / "straight")
+
+
+def test_step_checkpoints_with_several_steps_per_call(pair_dir, tmp_path, monkeypatch):
+    """--steps-per-execution 2: fit() runs whole calls (an epoch of 3 steps runs 4); checkpoints fall between them."""
+    out = tmp_path / "run"
+    config = _config(pair_dir, out, epochs=2, epochs_decay=1, steps_per_execution=2, checkpoint_every=1)
+    original = cb.Throughput.on_train_batch_end
+
+    def signal_at_step_6(self, batch, logs=None):
+        original(self, batch, logs)
+        if int(self.model.g_optimizer.iterations) == 6:  # after epoch 2's first call (steps 5 and 6)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(cb.Throughput, "on_train_batch_end", signal_at_step_6)
+    with pytest.raises(Interrupted, match="at step 6"):
+        train(config)
+    monkeypatch.undo()
+    log = (out / "log.txt").read_text()
+    assert "an epoch runs 4 steps: 3 rounded up to whole calls of --steps-per-execution 2" in log
+    # Saved after step 2, at epoch 1's end (4) and at the stop (6).
+    kept = tf.train.get_checkpoint_state(str(out / "checkpoints")).all_model_checkpoint_paths
+    assert [path.rsplit("-", 1)[1] for path in kept] == ["2", "4", "6"]
+    reader = tf.train.load_checkpoint(kept[-1])
+    assert int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")) == 1
+    assert int(reader.get_tensor("epoch_step/.ATTRIBUTES/VARIABLE_VALUE")) == 2
+    assert int(reader.get_tensor("g_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE")) == 6
+
+    optimizers = []
+    monkeypatch.setattr(cb.LearningRate, "on_train_batch_begin", lambda self, batch, logs=None: optimizers.append(
+        self.model.g_optimizer), raising=False)  # fmt: skip
+    train(config)  # resumes with epoch 2's last call (steps 7 and 8, optimizer steps 6 and 7)
+    # --epochs-decay 1: epoch 2 at half the rate, all 4 of its steps (in epochs of 3, the last would get 0).
+    schedule = keras.optimizers.schedules.deserialize(optimizers[0].get_config()["learning_rate"])
+    assert [float(schedule(step)) for step in (4, 5, 6, 7, 8)] == pytest.approx([1e-4] * 4 + [0.0], rel=1e-6)
+    kept = tf.train.get_checkpoint_state(str(out / "checkpoints")).all_model_checkpoint_paths
+    assert [path.rsplit("-", 1)[1] for path in kept] == ["4", "6", "8"]
+    final = make_checkpoint(build_pix2pix(_config(pair_dir, out)))
+    final.restore(kept[-1]).expect_partial()
+    assert int(final.epoch) == 2 and int(final.epoch_step) == 0
+    assert int(final.g_optimizer.iterations) == int(final.d_optimizer.iterations) == 8
+    assert [row["epoch"] for row in _rows(out)] == [1, 2]
+    assert [row["lr"] for row in _rows(out)] == pytest.approx([2e-4, 1e-4], rel=1e-6)
 
 
 def test_nan_loss_stops_without_saving_over_the_good_checkpoint(pair_dir, tmp_path, monkeypatch, capsys):

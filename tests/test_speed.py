@@ -1,6 +1,9 @@
 """The fast path: auto settings, mixed-precision steps, several steps per call, and the decoded-pair cache."""
 
+import inspect
+import json
 import os
+import signal
 
 import keras
 import numpy as np
@@ -9,6 +12,7 @@ import tensorflow as tf
 
 from pix2pix_tf.config import TrainConfig, UsageError
 from pix2pix_tf.data import cache_file, list_images, make_eval_dataset, make_train_dataset, train_cache_file
+from pix2pix_tf.gan import LinearDecay
 from pix2pix_tf.speed import FusedAdam, dtype_policy, resolve_jit_compile, resolve_precision
 from pix2pix_tf.training import build_pix2pix
 
@@ -34,22 +38,75 @@ def test_dtype_policy_is_scoped():
     assert keras.mixed_precision.global_policy().name == before
 
 
-def test_fused_adam_matches_keras_adam():
-    """One fused kernel per variable, same update: 5 steps agree with Keras' Adam to float32 rounding."""
-    start = np.random.RandomState(0).randn(6, 7).astype("float32")
-    grads = [np.sin(np.arange(42).reshape(6, 7) * (i + 1)).astype("float32") for i in range(5)]
-    finals, slots = {}, {}
+def _keras_changed(what: str, where: str) -> str:
+    return (
+        f"keras {keras.__version__} changed private API that pix2pix_tf's fast path relies on: {what}. Adapt {where} "
+        "to the new Keras (or, for FusedAdam, let gan.make_optimizer use keras.optimizers.Adam), run "
+        "tests/test_speed.py, then pin the new keras version in requirements.txt and pyproject.toml"
+    )
+
+
+def _parameters(function) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def test_keras_private_api_of_the_fast_path_is_unchanged(monkeypatch):
+    """FusedAdam and Pix2Pix override private Keras API; keras is pinned, and this says what to fix on a bump."""
+    fused_adam, hook = "FusedAdam in pix2pix_tf/speed.py", "Pix2Pix._maybe_symbolic_build in pix2pix_tf/gan.py"
+    assert _parameters(keras.optimizers.Adam.update_step) == ["self", "gradient", "variable", "learning_rate"], (
+        _keras_changed("Optimizer.update_step(gradient, variable, learning_rate) has another signature", fused_adam))
+    assert _parameters(getattr(keras.optimizers.Adam, "_get_variable_index", lambda: None)) == ["self", "variable"], (
+        _keras_changed("Optimizer._get_variable_index(variable) is gone or takes other arguments", fused_adam))
+    hook_parameters = _parameters(getattr(keras.Model, "_maybe_symbolic_build", lambda: None))
+    assert hook_parameters == ["self", "iterator", "data_batch"], (
+        _keras_changed("Model._maybe_symbolic_build(iterator, data_batch) is gone or takes other arguments", hook))
+
+    class Probe(keras.Model):  # fit() must still call the hook, or Pix2Pix's override silently stops working
+        calls = 0
+
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(1)
+
+        def call(self, x):
+            return self.dense(x)
+
+        def _maybe_symbolic_build(self, *args, **kwargs):
+            Probe.calls += 1
+            return super()._maybe_symbolic_build(*args, **kwargs)
+
+    probe = Probe()
+    probe.compile(optimizer="sgd", loss="mse")
+    probe.fit(np.ones((2, 3), "float32"), np.ones((2, 1), "float32"), epochs=1, verbose=0)
+    assert Probe.calls >= 1, _keras_changed("fit() no longer calls Model._maybe_symbolic_build", hook)
+
+    # Variables of several sizes; the rate halves after 2 steps (a schedule reaches update_step as a tensor).
+    shapes = [(), (5,), (4, 3), (2, 3, 4, 2)]
+    rng = np.random.RandomState(0)
+    starts = [np.asarray(rng.randn(*shape), "float32") for shape in shapes]
+    grads = [[np.asarray(rng.randn(*shape), "float32") for shape in shapes] for _ in range(4)]
+    fused_calls = []
+    apply_adam = tf.raw_ops.ResourceApplyAdam
+    monkeypatch.setattr(tf.raw_ops, "ResourceApplyAdam", lambda **kw: fused_calls.append(1) or apply_adam(**kw))
+    results = {}
     for cls in (keras.optimizers.Adam, FusedAdam):
-        variable = keras.Variable(start.copy())
-        optimizer = cls(learning_rate=1e-2, beta_1=0.5)
-        step = tf.function(lambda g: optimizer.apply([g], [variable]))  # noqa: B023 (used inside the loop)
-        for grad in grads:
-            step(tf.constant(grad))
-        finals[cls], slots[cls] = variable.numpy(), [v.numpy() for v in optimizer.variables[2:]]
-    assert np.abs(finals[FusedAdam] - start).max() > 0.04  # it moved
-    np.testing.assert_allclose(finals[FusedAdam], finals[keras.optimizers.Adam], atol=2e-6)
-    for fused, plain in zip(slots[FusedAdam], slots[keras.optimizers.Adam], strict=True):  # same m and v slots
-        np.testing.assert_allclose(fused, plain, rtol=1e-5, atol=1e-7)
+        variables = [keras.Variable(start) for start in starts]
+        optimizer = cls(learning_rate=LinearDecay(1e-2, steps_per_epoch=2, epochs=2, decay_epochs=1), beta_1=0.5)
+        optimizer.build(variables)
+        slots = [getattr(optimizer, "_momentums", None), getattr(optimizer, "_velocities", None)]
+        assert all(s is not None and [v.shape for v in s] == [v.shape for v in variables] for s in slots), (
+            _keras_changed("Adam keeps its m and v slots in _momentums / _velocities no longer", fused_adam))
+        assert [optimizer._get_variable_index(v) for v in variables] == list(range(len(shapes))), (
+            _keras_changed("_get_variable_index no longer numbers the variables as build() got them", fused_adam))
+        for step_grads in grads:
+            optimizer.apply([tf.constant(g) for g in step_grads], variables)
+        results[cls] = [v.numpy() for v in variables] + [v.numpy() for s in slots for v in s]
+    assert len(fused_calls) == len(shapes) * len(grads), "FusedAdam fell back to Keras' unfused update"
+    assert max(np.abs(a - b).max() for a, b in zip(results[FusedAdam], starts)) > 0.01  # it moved
+    # Tolerance: float32 rounding (the kernel folds the bias correction into the step size, Keras divides).
+    for fused, plain in zip(results[FusedAdam], results[keras.optimizers.Adam], strict=True):
+        np.testing.assert_allclose(fused, plain, rtol=1e-5, atol=2e-6, err_msg=_keras_changed(
+            "FusedAdam's update no longer matches keras.optimizers.Adam", fused_adam))
 
 
 def _tiny(pair_dir, **kwargs) -> TrainConfig:
@@ -91,6 +148,87 @@ def test_bf16_trains_to_where_fp32_does(pair_dir):
         final_l1[precision] = float(tf.reduce_mean(tf.abs(model.generator(x, training=False) - y)))
         assert final_l1[precision] < 0.9 * before, (precision, before, final_l1[precision])  # it trained
     assert abs(final_l1["bf16"] - final_l1["fp32"]) <= 0.1 * final_l1["fp32"], final_l1
+
+
+def _simulate_gpu(monkeypatch, capability):
+    """build_pix2pix resolves --precision/--jit-compile auto as on a GPU of this compute capability."""
+    from pix2pix_tf import training
+
+    monkeypatch.setattr(training, "gpu_compute_capability", lambda: capability)
+
+
+@pytest.mark.parametrize(
+    "capability,precision,train_it",
+    # A100, T4, a Pascal card; one XLA-compiled run (the loss-scaled one: its skip/unscale conds run inside XLA)
+    # keeps the CPU compile time down, the others check what the build resolved to.
+    [((8, 0), "bf16", False), ((7, 5), "fp16", True), ((6, 1), "fp32", False)],
+)
+def test_simulated_gpu_builds_and_runs_the_gpu_path_on_cpu(pair_dir, monkeypatch, capability, precision, train_it):
+    """The auto settings for a GPU (mixed precision, loss scaling, XLA) built as on one and run on the CPU."""
+    _simulate_gpu(monkeypatch, capability)
+    config = _tiny(pair_dir, steps_per_execution=2)  # --precision auto, --jit-compile auto
+    model = build_pix2pix(config)
+    assert model.jit_compile is True  # auto = XLA with a GPU
+    compute = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[precision]
+    assert model.generator.get_layer("down2_conv").compute_dtype == compute
+    loss_scaled = isinstance(model.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert loss_scaled == isinstance(model.d_optimizer, keras.optimizers.LossScaleOptimizer) == (precision == "fp16")
+    if not train_it:
+        return
+    x, y = _batch(pair_dir, config)
+    data = tf.data.Dataset.from_tensors((x, y)).repeat()
+    history = model.fit(data, epochs=1, steps_per_epoch=4, shuffle=False, verbose=0)
+    assert all(np.isfinite(values[-1]) for values in history.history.values()), history.history
+    for optimizer in (model.g_optimizer, model.d_optimizer):
+        applied = int(optimizer.iterations)
+        if loss_scaled:
+            # Dynamic loss scaling: every skipped (overflowing) step halves the scale from 2^15; the rest count.
+            assert "dynamic_scale" in [v.path.split("/")[-1] for v in optimizer.variables]
+            scale = float(optimizer.dynamic_scale)
+            assert scale == 2.0**15 / 2 ** (4 - applied), (applied, scale)
+        else:
+            assert applied == 4  # 2 XLA calls of 2 steps each
+    assert model.generator(x, training=False).dtype == tf.float32
+
+
+def test_fp16_run_checkpoints_and_resumes(pair_dir, tmp_path, monkeypatch):
+    """fp16's LossScaleOptimizer skips and does not count overflowing steps; checkpoints still count every step."""
+    from pix2pix_tf import callbacks as cb
+    from pix2pix_tf.resilience import Interrupted
+    from pix2pix_tf.training import make_checkpoint, train
+
+    out = tmp_path / "run"
+    settings = {"image_size": 32, "batch_size": 4, "generator_filters": 4, "discriminator_filters": 4, "val_steps": 1,
+                "num_samples": 0, "epochs": 2, "precision": "fp16", "checkpoint_every": 0}
+
+    def config(**overrides):
+        paths = {"output_dir": str(out), "log_file": str(out / "log.txt")}
+        return TrainConfig(data_dir=pair_dir, **paths, **{**settings, **overrides})
+
+    steps = []
+
+    def stop_after_step_4(self, batch, logs=None):
+        steps.append(batch)
+        if len(steps) == 4:  # the 1st of epoch 2's 3 steps
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(cb.Throughput, "on_train_batch_end", stop_after_step_4)
+    with pytest.raises(Interrupted, match="at step 4"):
+        train(config())
+    assert tf.train.latest_checkpoint(str(out / "checkpoints")).endswith("ckpt-4")
+    monkeypatch.undo()
+    train(config())  # resumes mid-epoch in fp16
+    assert "step 1 of the next" in (out / "log.txt").read_text()
+    rows = json.loads((out / "history.json").read_text())
+    assert [row["epoch"] for row in rows] == [1, 2]
+    assert all(np.isfinite(row[key]) for row in rows for key in ("g_total", "d_total", "val_g_total"))
+    latest = tf.train.latest_checkpoint(str(out / "checkpoints"))
+    assert latest.endswith("ckpt-6")  # numbered by train steps run, skipped ones included
+    # The checkpoint holds the inner Adam, so an fp32 model restores it (and resumes) as well.
+    restored = make_checkpoint(build_pix2pix(config(precision="fp32")))
+    restored.restore(latest).assert_existing_objects_matched()
+    assert int(restored.step) == 6 and int(restored.epoch) == 2
+    assert 0 <= int(restored.g_optimizer.iterations) <= 6
 
 
 def _batches(files, config, count, start_step=0):

@@ -2,15 +2,22 @@
 
 import json
 import os
+import shutil
+import signal
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import train as train_script
-from pix2pix_tf.config import TrainConfig
+from pix2pix_tf import callbacks as cb
+from pix2pix_tf.config import TrainConfig, UsageError
 from pix2pix_tf.data import list_images, make_eval_dataset
-from pix2pix_tf.training import build_pix2pix, make_checkpoint
+from pix2pix_tf.gan import LinearDecay
+from pix2pix_tf.resilience import Interrupted
+from pix2pix_tf.speed import FusedAdam
+from pix2pix_tf.training import build_pix2pix, make_checkpoint, train
 
 
 def test_overfits_a_small_batch(pair_dir):
@@ -71,6 +78,7 @@ def test_train_py_writes_every_output_and_resumes(pair_dir, tmp_path):
         (["--data-dir", "/no/such/dir"], "does not exist"),
         (["--dataset", "synthetic", "--image-size", "100"], "not a multiple"),
         (["--dataset", "synthetic", "--epochs", "-2"], "--epochs must be >= 0"),
+        (["--dataset", "synthetic", "--epochs", "3", "--epochs-decay", "5"], "--epochs-decay 5 must be between 0 and"),
         ([], "no data"),
     ],
 )
@@ -80,3 +88,125 @@ def test_cli_errors_exit_2_with_one_line(argv, message, capsys, tmp_path):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+# --epochs-decay: junyanz's `linear` policy, once per epoch, driven by the optimizers' own step counters.
+
+
+def test_linear_decay_matches_the_closed_form():
+    lr, steps, epochs, decay = 2e-4, 3, 5, 3  # 2 constant epochs, then 3 decaying: 3/4, 2/4, 1/4 of the rate
+    schedule = LinearDecay(lr, steps, epochs, decay)
+    for step in (0, 1, 5, 6, 8, 9, 12, 14, 15, 40):
+        epoch = step // steps
+        expected = lr * (1 - max(0, epoch - (epochs - decay) + 1) / (decay + 1)) if epoch < epochs else 0.0
+        assert float(schedule(step)) == pytest.approx(expected, rel=1e-6, abs=1e-12), step
+    assert float(schedule(14)) == pytest.approx(lr / 4, rel=1e-6) and float(schedule(15)) == 0.0
+    assert [float(LinearDecay(1.0, 1, 2, 2)(s)) for s in range(3)] == pytest.approx([2 / 3, 1 / 3, 0])  # all decay
+    assert float(LinearDecay(1.0, 4, 2, 0)(7)) == 1.0  # --epochs-decay 0: constant throughout
+    # Anchored at a resume: epoch 3 starts at step 7, so steps 5-6 finish epoch 2 and 10 is in epoch 4.
+    anchored = LinearDecay(lr, steps, epochs, decay, first_epoch=3, first_step=7)
+    assert [float(anchored(s)) / lr for s in (5, 6, 7, 9, 10)] == pytest.approx([3 / 4, 3 / 4, 2 / 4, 2 / 4, 1 / 4])
+    # Serializable: an optimizer's config (what a saved model or config holds) rebuilds the same schedule.
+    optimizer = FusedAdam(learning_rate=anchored, beta_1=0.5)
+    rebuilt = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert isinstance(rebuilt, FusedAdam) and rebuilt.get_config() == optimizer.get_config()
+    assert float(rebuilt.learning_rate) == pytest.approx(float(anchored(0)))
+
+
+def test_epochs_decay_is_validated(pair_dir):
+    with pytest.raises(UsageError, match=r"--epochs-decay 4 must be between 0 and --epochs \(3\)"):
+        TrainConfig(data_dir=pair_dir, epochs=3, epochs_decay=4)
+    with pytest.raises(UsageError, match="--epochs-decay -1 must be between 0"):
+        TrainConfig(data_dir=pair_dir, epochs=3, epochs_decay=-1)
+    assert TrainConfig(data_dir=pair_dir, epochs=3, epochs_decay=3).epochs_decay == 3
+
+
+def test_both_optimizers_decay_during_fit(pair_dir):
+    config = TrainConfig(data_dir=pair_dir, image_size=32, generator_filters=4, discriminator_filters=4,
+                         epochs=4, epochs_decay=2)  # fmt: skip
+    model = build_pix2pix(config, steps_per_epoch=2)
+    x, y = next(iter(make_eval_dataset(list_images(pair_dir, "train"), config, batch_size=4)))
+    history = model.fit(tf.data.Dataset.from_tensors((x, y)).repeat(), epochs=4, steps_per_epoch=2, verbose=0,
+                        callbacks=[cb.LearningRate()])  # fmt: skip
+    assert history.history["lr"] == pytest.approx([2e-4, 2e-4, 2e-4 * 2 / 3, 2e-4 / 3], rel=1e-6)
+    for optimizer in (model.g_optimizer, model.d_optimizer):
+        assert int(optimizer.iterations) == 8
+        assert float(optimizer.learning_rate) == 0.0  # step 8 would be a 5th epoch: past the end
+    assert np.isfinite(history.history["g_total"]).all()
+
+
+def test_checkpoints_restore_across_constant_and_decayed_rates(tmp_path):
+    """A scheduled optimizer keeps a constant-rate one's variable numbering, so m restores into m, v into v."""
+    variables = [keras.Variable(np.ones((3, 2), "float32")), keras.Variable(np.ones(5, "float32"))]
+    constant = FusedAdam(learning_rate=1e-2, beta_1=0.5)
+    for i in range(3):
+        constant.apply([tf.fill(v.shape, float(i) - 0.7) for v in variables], variables)
+    path = tf.train.Checkpoint(optimizer=constant).save(str(tmp_path / "ckpt"))
+    for rate in (LinearDecay(1e-2, 2, 4, 2), 1e-2):  # into a scheduled one, and the schedule's checkpoint back
+        restored = FusedAdam(learning_rate=rate, beta_1=0.5)
+        restored.build(variables)
+        tf.train.Checkpoint(optimizer=restored).restore(path).assert_existing_objects_matched()
+        names = [v.path.split("/")[-1] for v in restored.variables]
+        assert names == [v.path.split("/")[-1] for v in constant.variables]
+        for mine, saved in zip(restored.variables, constant.variables, strict=True):
+            if "learning_rate" not in mine.path:
+                np.testing.assert_array_equal(mine.numpy(), saved.numpy(), err_msg=mine.path)
+        path = tf.train.Checkpoint(optimizer=restored).save(str(tmp_path / "ckpt"))
+
+
+def _lr_config(pair_dir, out, **overrides):
+    settings = {"image_size": 32, "batch_size": 4, "generator_filters": 4, "discriminator_filters": 4, "val_steps": 1,
+                "num_samples": 0, "epochs": 3, "epochs_decay": 2, "steps_per_epoch": 2, "checkpoint_every": 0}
+    paths = {"output_dir": str(out), "log_file": str(out / "log.txt")}
+    return TrainConfig(data_dir=pair_dir, **paths, **{**settings, **overrides})
+
+
+def _record_rates(monkeypatch, stop_at: int | None = None) -> list:
+    """(step, G's rate, D's rate) of every train step; SIGTERM after step `stop_at`."""
+    seen = []
+
+    def begin(self, batch, logs=None):
+        g, d = self.model.g_optimizer, self.model.d_optimizer
+        seen.append((int(g.iterations), float(g.learning_rate), float(d.learning_rate)))
+
+    def end(self, batch, logs=None):
+        if int(self.model.g_optimizer.iterations) == stop_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(cb.LearningRate, "on_train_batch_begin", begin, raising=False)
+    monkeypatch.setattr(cb.LearningRate, "on_train_batch_end", end, raising=False)
+    return seen
+
+
+def _tags(event_dir) -> set[str]:
+    return {value.tag for name in os.listdir(event_dir) for event in tf.compat.v1.train.summary_iterator(
+        os.path.join(event_dir, name)) for value in event.summary.value}  # fmt: skip
+
+
+def test_a_resumed_run_continues_the_decay_exactly(pair_dir, tmp_path, monkeypatch):
+    """Interrupted mid-epoch and resumed: the same rate at every step as uninterrupted (the closed form, as above)."""
+    # 3 epochs of 2 steps (--steps-per-epoch caps the 3 the data has), the last 2 decaying: 1, 2/3, 1/3 of 2e-4.
+    rates = [2e-4 * f for f in (1, 1, 2 / 3, 2 / 3, 1 / 3, 1 / 3)]
+    stopped = _record_rates(monkeypatch, stop_at=3)  # SIGTERM in the middle of epoch 2
+    resumed = tmp_path / "resumed"
+    with pytest.raises(Interrupted, match="at step 3"):
+        train(_lr_config(pair_dir, resumed))
+    shutil.copytree(resumed, tmp_path / "recapped")
+    after = _record_rates(monkeypatch)
+    train(_lr_config(pair_dir, resumed))
+    steps = stopped + after
+    assert [step for step, _, _ in steps] == list(range(6))
+    assert [g for _, g, _ in steps] == pytest.approx(rates, rel=1e-6)
+    assert [d for _, _, d in steps] == [g for _, g, _ in steps]  # D's optimizer decays alike
+    rows = json.loads((resumed / "history.json").read_text())
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+    assert [row["lr"] for row in rows] == pytest.approx(rates[::2], rel=1e-6)  # the resumed epoch's rate too
+    tags = _tags(resumed / "tensorboard" / "train")
+    assert "epoch_lr" in tags and "epoch_learning_rate" not in tags  # one name for the rate
+
+    # Resumed with a larger cap: epoch 2 is finished to 3 steps (3, 4) at 2/3, then epoch 3 (5, 6, 7) at 1/3;
+    # counted from step 0 in epochs of 3, step 5 would still be in epoch 2.
+    recapped = _record_rates(monkeypatch)
+    train(_lr_config(pair_dir, tmp_path / "recapped", steps_per_epoch=3))
+    assert [step for step, _, _ in recapped] == [3, 4, 5, 6, 7]
+    assert [g for _, g, _ in recapped] == pytest.approx([2e-4 * 2 / 3] * 2 + [2e-4 / 3] * 3, rel=1e-6)
