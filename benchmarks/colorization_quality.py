@@ -20,11 +20,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import train as train_script  # noqa: E402
-from pix2pix_tf.evaluation import restore_generator  # noqa: E402
-from pix2pix_tf.metrics import image_metrics  # noqa: E402
-from pix2pix_tf.tasks import make_task  # noqa: E402
-from pix2pix_tf.data import make_eval_dataset  # noqa: E402
-from pix2pix_tf.training import synthetic_data_dir  # noqa: E402
+from pix2pix_tf.data.pairs import make_eval_dataset  # noqa: E402
+from pix2pix_tf.evaluate.evaluation import restore_generator  # noqa: E402
+from pix2pix_tf.evaluate.metrics import image_metrics  # noqa: E402
+from pix2pix_tf.tasks.base import make_task  # noqa: E402
+from pix2pix_tf.train.loop import synthetic_data_dir  # noqa: E402
 
 
 def score(run, files) -> dict:

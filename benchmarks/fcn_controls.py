@@ -14,8 +14,8 @@ import os
 
 import tensorflow as tf
 
-from pix2pix_tf import segmenter
-from pix2pix_tf.data import list_images
+from pix2pix_tf.data.pairs import list_images
+from pix2pix_tf.evaluate import segmenter
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,9 +17,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tensorflow as tf  # noqa: E402
 
 from pix2pix_tf.config import TrainConfig  # noqa: E402
-from pix2pix_tf.data import list_images  # noqa: E402
-from pix2pix_tf.datacheck import find_bad_images  # noqa: E402
-from pix2pix_tf.training import build_pix2pix, make_checkpoint  # noqa: E402
+from pix2pix_tf.data.check import find_bad_images  # noqa: E402
+from pix2pix_tf.data.pairs import list_images  # noqa: E402
+from pix2pix_tf.train.loop import build_pix2pix, make_checkpoint  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -36,10 +36,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from pix2pix_tf import data, gan  # noqa: E402
 from pix2pix_tf.config import TrainConfig  # noqa: E402
-from pix2pix_tf.evaluation import EvalConfig, evaluate  # noqa: E402
-from pix2pix_tf.training import train  # noqa: E402
+from pix2pix_tf.core import model as gan  # noqa: E402
+from pix2pix_tf.data import pairs as data  # noqa: E402
+from pix2pix_tf.evaluate.evaluation import EvalConfig, evaluate  # noqa: E402
+from pix2pix_tf.train.loop import train  # noqa: E402
 
 VARIANTS = ("default", "keras-adam", "fp32", "reference", "nearest")
 

@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Any, Sequence
 
-from .datasets import DEFAULT_DATA_ROOT, REGISTRY
+from .data.sources import DEFAULT_DATA_ROOT, REGISTRY
 from .files import write_json
 
 MAX_GENERATOR_DEPTH = 8  # the paper's U-Net at 256x256: 8 stride-2 downsamples to 1x1

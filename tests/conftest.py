@@ -12,6 +12,6 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def pair_dir(tmp_path_factory) -> str:
     """A pix2pix-layout folder of 12 train / 4 val synthetic 64x64 pairs (LEFT photo, RIGHT label)."""
-    from pix2pix_tf.synthetic import write_synthetic_dataset
+    from pix2pix_tf.data.synthetic import write_synthetic_dataset
 
     return write_synthetic_dataset(str(tmp_path_factory.mktemp("pairs")), train=12, val=4, size=64, seed=0)

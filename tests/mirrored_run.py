@@ -28,7 +28,7 @@ def split_cpu_in_two() -> None:
 
 
 def build(config, strategy):
-    from pix2pix_tf.training import build_pix2pix
+    from pix2pix_tf.train.loop import build_pix2pix
 
     keras.utils.set_random_seed(SEED)
     with strategy.scope():
@@ -47,8 +47,8 @@ def weights(model) -> list[np.ndarray]:
 
 def fit_both(config, files) -> dict:
     """The same 3 steps (same global batch of 4, same seed, instance norm) on 1 and on 2 replicas."""
-    from pix2pix_tf.data import make_train_dataset
-    from pix2pix_tf.distribute import make_strategy
+    from pix2pix_tf.data.pairs import make_train_dataset
+    from pix2pix_tf.train.runtime import make_strategy
 
     report = {}
     for name in ("default", "mirrored"):
@@ -68,8 +68,8 @@ def fit_both(config, files) -> dict:
 
 def batchnorm_per_replica(config, files) -> dict:
     """G in training mode under 2 replicas vs one device: per-replica batch statistics."""
-    from pix2pix_tf.data import make_eval_dataset
-    from pix2pix_tf.distribute import make_strategy
+    from pix2pix_tf.data.pairs import make_eval_dataset
+    from pix2pix_tf.train.runtime import make_strategy
 
     x, _ = next(iter(make_eval_dataset(files, config, batch_size=4)))
     strategy = make_strategy("mirrored")
@@ -90,7 +90,7 @@ def batchnorm_per_replica(config, files) -> dict:
 def main(pair_dir: str, report_path: str) -> None:
     split_cpu_in_two()
     from pix2pix_tf.config import TrainConfig
-    from pix2pix_tf.data import list_images
+    from pix2pix_tf.data.pairs import list_images
 
     # fp32: the comparison is at float32 rounding (auto would pick bf16 on CPUs with AVX512-BF16/AMX).
     common = dict(data_dir=pair_dir, image_size=32, batch_size=4, generator_filters=4, discriminator_filters=4, seed=SEED,

@@ -6,7 +6,7 @@ import types
 
 import pytest
 
-from pix2pix_tf.colab import drive_root, mount_drive, under_drive
+from pix2pix_tf.apps.colab import drive_root, mount_drive, under_drive
 from pix2pix_tf.config import UsageError
 
 

@@ -7,8 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pix2pix_tf.callbacks import SampleGrid
-from pix2pix_tf.colorization import (
+from pix2pix_tf.config import TrainConfig, UsageError
+from pix2pix_tf.core.networks import build_generator
+from pix2pix_tf.data.pairs import make_train_dataset, to_float
+from pix2pix_tf.deploy.savedmodel import serving_functions
+from pix2pix_tf.tasks.base import make_task
+from pix2pix_tf.tasks.colorization import (
     as_rgb,
     colorize,
     eval_example,
@@ -20,12 +24,8 @@ from pix2pix_tf.colorization import (
     train_example,
     write_synthetic_photos,
 )
-from pix2pix_tf.config import TrainConfig, UsageError
-from pix2pix_tf.data import make_train_dataset, to_float
-from pix2pix_tf.export import serving_functions
-from pix2pix_tf.models import build_generator
-from pix2pix_tf.tasks import make_task
-from pix2pix_tf.training import build_pix2pix
+from pix2pix_tf.train.callbacks import SampleGrid
+from pix2pix_tf.train.loop import build_pix2pix
 
 # sRGB (D65, 2 degree) -> CIE Lab, as published (Lindbloom's calculator, CIE 15 formulas).
 PUBLISHED_LAB = {

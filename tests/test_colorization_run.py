@@ -10,10 +10,10 @@ import tensorflow as tf
 import evaluate as evaluate_script
 import export as export_script
 import train as train_script
-from pix2pix_tf.colorization import rgb_to_lab
-from pix2pix_tf.demo import Translator
-from pix2pix_tf.litert import LiteRTGenerator
+from pix2pix_tf.apps.demo import Translator
+from pix2pix_tf.deploy.litert import LiteRTGenerator
 from pix2pix_tf.predict import main as predict_main
+from pix2pix_tf.tasks.colorization import rgb_to_lab
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from pix2pix_tf.config import TrainConfig, UsageError
-from pix2pix_tf.data import (
+from pix2pix_tf.data.pairs import (
     list_images,
     load_pair,
     load_size,

@@ -11,8 +11,8 @@ import tensorflow as tf
 
 import train as train_script
 from pix2pix_tf.config import UsageError
-from pix2pix_tf.data import list_images, load_pair
-from pix2pix_tf.datacheck import check_split, find_bad_images
+from pix2pix_tf.data.check import check_split, find_bad_images
+from pix2pix_tf.data.pairs import list_images, load_pair
 from pix2pix_tf.files import write_json
 
 

@@ -15,10 +15,10 @@ import pytest
 import tensorflow as tf
 
 import train as train_script
-from pix2pix_tf import datasets
 from pix2pix_tf.config import TrainConfig, UsageError
-from pix2pix_tf.data import list_images, load_pair, make_eval_dataset
-from pix2pix_tf.synthetic import write_synthetic_dataset
+from pix2pix_tf.data import sources as datasets
+from pix2pix_tf.data.pairs import list_images, load_pair, make_eval_dataset
+from pix2pix_tf.data.synthetic import write_synthetic_dataset
 
 
 @pytest.fixture(scope="module")
@@ -179,9 +179,8 @@ def test_a_b_layout_errors(tmp_path):
 
 
 def test_tfds_builder_from_manual_dir_yields_the_right_halves(archive, tmp_path):
-    import tensorflow_datasets as tfds
-
     import pix2pix_tf.tfds_pix2pix  # noqa: F401 - registers "pix2pix"
+    import tensorflow_datasets as tfds
 
     manual = os.path.dirname(archive)  # holds facades/ (extracted) next to facades.tar.gz
     ds, info = tfds.load(

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pix2pix_tf import demo
-from pix2pix_tf.data import to_float, to_uint8
-from pix2pix_tf.export import export_saved_model
+from pix2pix_tf.apps import demo
+from pix2pix_tf.core.networks import build_generator
+from pix2pix_tf.data.labelmaps import Examples, snap_to_palette
+from pix2pix_tf.data.pairs import to_float, to_uint8
+from pix2pix_tf.deploy.clients import SIGNATURE
+from pix2pix_tf.deploy.savedmodel import export_saved_model
 from pix2pix_tf.inference import inference_generator, translate_own_size
-from pix2pix_tf.labelmaps import Examples, snap_to_palette
-from pix2pix_tf.models import build_generator
-from pix2pix_tf.serving import SIGNATURE
 
 MODEL_SIZE = (32, 32)
 CHROMIUM = os.environ.get("PIX2PIX_CHROMIUM", "/usr/bin/chromium")

@@ -12,10 +12,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import evaluate as evaluate_script
 import train as train_script
-from pix2pix_tf import metrics as metrics_module
-from pix2pix_tf import segmenter
-from pix2pix_tf.data import list_images
-from pix2pix_tf.palette import IGNORE, NUM_CLASSES
+from pix2pix_tf.data.pairs import list_images
+from pix2pix_tf.data.palette import IGNORE, NUM_CLASSES
+from pix2pix_tf.evaluate import metrics as metrics_module
+from pix2pix_tf.evaluate import segmenter
 
 
 def _json(path):

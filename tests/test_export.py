@@ -9,11 +9,13 @@ import pytest
 import tensorflow as tf
 
 import export as export_script
-import pix2pix_tf.export as export_module
+import pix2pix_tf.deploy.savedmodel as export_module
 import train as train_script
 from pix2pix_tf.config import UsageError
-from pix2pix_tf.data import list_images, load_pair, resize_pair, to_float, to_uint8
-from pix2pix_tf.export import (
+from pix2pix_tf.core.networks import build_generator
+from pix2pix_tf.data.pairs import list_images, load_pair, resize_pair, to_float, to_uint8
+from pix2pix_tf.deploy.litert import LiteRTGenerator
+from pix2pix_tf.deploy.savedmodel import (
     TFLITE_MODES,
     TFLiteUnsupportedError,
     convert_tflite,
@@ -22,8 +24,6 @@ from pix2pix_tf.export import (
     next_version,
 )
 from pix2pix_tf.inference import inference_generator, translate_own_size
-from pix2pix_tf.litert import LiteRTGenerator
-from pix2pix_tf.models import build_generator
 from pix2pix_tf.predict import main as predict_main
 
 # Tolerances vs the Keras generator on held-out inputs (outputs in [-1, 1]).

@@ -10,9 +10,9 @@ import pytest
 
 import export as export_script
 from pix2pix_tf.config import UsageError
-from pix2pix_tf.export_report import ExportConfig, load_inputs
-from pix2pix_tf.models import build_generator
-from pix2pix_tf.onnx_export import ONNX_FILE, OnnxGenerator, convert_onnx
+from pix2pix_tf.core.networks import build_generator
+from pix2pix_tf.deploy.export import ExportConfig, load_inputs
+from pix2pix_tf.deploy.onnx import ONNX_FILE, OnnxGenerator, convert_onnx
 
 # Measured: 9e-9 on a 32 px generator, 8e-8 on the paper's 256 px one (BENCHMARKS.md); float32 re-association only.
 ONNX_MAX_ERR = 1e-5

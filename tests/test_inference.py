@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 
 from pix2pix_tf.config import UsageError
-from pix2pix_tf.export import serving_functions, write_serving_savedmodel
+from pix2pix_tf.core.networks import build_generator
+from pix2pix_tf.deploy.savedmodel import serving_functions, write_serving_savedmodel
 from pix2pix_tf.inference import (
     check_own_size,
     inference_generator,
@@ -13,7 +14,6 @@ from pix2pix_tf.inference import (
     size_multiple,
     translate_own_size,
 )
-from pix2pix_tf.models import build_generator
 
 # The same layers on the same pixels through another graph (eager Keras vs a clone or a SavedModel, oneDNN
 # kernels chosen per shape): float32 rounding only, up to 300x larger before tanh because the test nets'

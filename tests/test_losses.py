@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from pix2pix_tf.losses import discriminator_loss, generator_loss
+from pix2pix_tf.core.losses import discriminator_loss, generator_loss
 
 
 def test_zero_logits_give_log2_everywhere():

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pix2pix_tf.data import to_float
-from pix2pix_tf.metrics import confusion_matrix, image_metrics, segmentation_scores
-from pix2pix_tf.palette import CLASSES, IGNORE, NUM_CLASSES, VOID_COLOURS, colours_to_ids, ids_to_colours
-from pix2pix_tf.synthetic import CLASSES as SYNTHETIC_CLASSES
-from pix2pix_tf.synthetic import draw_pair, write_synthetic_dataset
+from pix2pix_tf.data.pairs import to_float
+from pix2pix_tf.data.palette import CLASSES, IGNORE, NUM_CLASSES, VOID_COLOURS, colours_to_ids, ids_to_colours
+from pix2pix_tf.data.synthetic import CLASSES as SYNTHETIC_CLASSES
+from pix2pix_tf.data.synthetic import draw_pair, write_synthetic_dataset
+from pix2pix_tf.evaluate.metrics import confusion_matrix, image_metrics, segmentation_scores
 
 
 def _images(seed=0, shape=(2, 32, 32, 3), low=20, high=200):

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from pix2pix_tf.models import build_discriminator, build_generator
+from pix2pix_tf.core.networks import build_discriminator, build_generator
 
 
 def _trainable(model) -> int:

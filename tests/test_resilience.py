@@ -13,11 +13,18 @@ import pytest
 import tensorflow as tf
 
 import train as train_script
-from pix2pix_tf import callbacks as cb
 from pix2pix_tf.config import TrainConfig
-from pix2pix_tf.gan import Pix2Pix
-from pix2pix_tf.resilience import Interrupted, NonFiniteLoss, RunCheckpoint, Segment, StopSignals, plan_segments
-from pix2pix_tf.training import build_pix2pix, make_checkpoint, train
+from pix2pix_tf.core.model import Pix2Pix
+from pix2pix_tf.train import callbacks as cb
+from pix2pix_tf.train.checkpointing import (
+    Interrupted,
+    NonFiniteLoss,
+    RunCheckpoint,
+    Segment,
+    StopSignals,
+    plan_segments,
+)
+from pix2pix_tf.train.loop import build_pix2pix, make_checkpoint, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = {

@@ -13,10 +13,10 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from pix2pix_tf.export import export_saved_model
-from pix2pix_tf.models import build_generator
+from pix2pix_tf.core.networks import build_generator
+from pix2pix_tf.deploy.clients import GrpcClient, RestClient, ServingError, rest_url
+from pix2pix_tf.deploy.savedmodel import export_saved_model
 from pix2pix_tf.predict import main as predict_main
-from pix2pix_tf.serving import GrpcClient, RestClient, ServingError, rest_url
 
 SLOW_MODEL = "slow"  # the fakes stall on this name, to exercise client timeouts
 

@@ -11,10 +11,10 @@ import pytest
 import tensorflow as tf
 
 from pix2pix_tf.config import TrainConfig, UsageError
-from pix2pix_tf.data import cache_file, list_images, make_eval_dataset, make_train_dataset, train_cache_file
-from pix2pix_tf.gan import LinearDecay
-from pix2pix_tf.speed import FusedAdam, dtype_policy, resolve_jit_compile, resolve_precision
-from pix2pix_tf.training import build_pix2pix
+from pix2pix_tf.core.model import LinearDecay
+from pix2pix_tf.data.pairs import cache_file, list_images, make_eval_dataset, make_train_dataset, train_cache_file
+from pix2pix_tf.train.loop import build_pix2pix
+from pix2pix_tf.train.speed import FusedAdam, dtype_policy, resolve_jit_compile, resolve_precision
 
 
 def test_auto_settings_follow_the_hardware():
@@ -152,7 +152,7 @@ def test_bf16_trains_to_where_fp32_does(pair_dir):
 
 def _simulate_gpu(monkeypatch, capability):
     """build_pix2pix resolves --precision/--jit-compile auto as on a GPU of this compute capability."""
-    from pix2pix_tf import training
+    from pix2pix_tf.train import loop as training
 
     monkeypatch.setattr(training, "gpu_compute_capability", lambda: capability)
 
@@ -193,9 +193,9 @@ def test_simulated_gpu_builds_and_runs_the_gpu_path_on_cpu(pair_dir, monkeypatch
 
 def test_fp16_run_checkpoints_and_resumes(pair_dir, tmp_path, monkeypatch):
     """fp16's LossScaleOptimizer skips and does not count overflowing steps; checkpoints still count every step."""
-    from pix2pix_tf import callbacks as cb
-    from pix2pix_tf.resilience import Interrupted
-    from pix2pix_tf.training import make_checkpoint, train
+    from pix2pix_tf.train import callbacks as cb
+    from pix2pix_tf.train.checkpointing import Interrupted
+    from pix2pix_tf.train.loop import make_checkpoint, train
 
     out = tmp_path / "run"
     settings = {"image_size": 32, "batch_size": 4, "generator_filters": 4, "discriminator_filters": 4, "val_steps": 1,
@@ -272,7 +272,7 @@ def test_speed_flags_are_validated(pair_dir):
 
 
 def test_cache_auto_picks_memory_only_when_the_split_fits(pair_dir, monkeypatch):
-    import pix2pix_tf.data as data
+    import pix2pix_tf.data.pairs as data
 
     files = list_images(pair_dir, "train")
     config = _tiny(pair_dir, cache="auto")

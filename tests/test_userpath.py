@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pix2pix_tf import datasets
+from pix2pix_tf.data import sources as datasets
+from pix2pix_tf.data.synthetic import write_synthetic_dataset
 from pix2pix_tf.evaluate.__main__ import main as evaluate_main
 from pix2pix_tf.export import main as export_main
 from pix2pix_tf.predict import main as predict_main
-from pix2pix_tf.synthetic import write_synthetic_dataset
 from pix2pix_tf.train.__main__ import main as train_main
 
 TINY = ["--image-size", "32", "--generator-filters", "4", "--discriminator-filters", "4", "--generator-depth", "5"]

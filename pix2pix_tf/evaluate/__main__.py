@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=prog_name("pix2pix_tf.evaluate"), description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    from pix2pix_tf.evaluation import EvalConfig, evaluate
+    from pix2pix_tf.evaluate.evaluation import EvalConfig, evaluate
 
     add_config_flags(parser, EvalConfig)
     args = parser.parse_args(argv)

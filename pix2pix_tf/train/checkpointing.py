@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .losses import METRIC_NAMES
+from ..core.losses import METRIC_NAMES
 
 logger = logging.getLogger("pix2pix_tf")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .extras import import_extra
+from ..extras import import_extra
 
 
 class LiteRTGenerator:

@@ -8,7 +8,7 @@ from typing import Callable
 
 import tensorflow as tf
 
-from .config import TrainConfig, UsageError
+from ..config import TrainConfig, UsageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 LOAD_SCALE = 286 / 256  # the paper resizes 256 -> 286 before the random 256 crop

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from .files import atomic_path  # noqa: E402
+from ..files import atomic_path  # noqa: E402
 
 G_KEYS = ("g_total", "g_gan", "g_l1")
 D_KEYS = ("d_total", "d_real", "d_fake")

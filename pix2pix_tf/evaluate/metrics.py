@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from .data import to_uint8
+from ..data.pairs import to_uint8
 
 IMAGE_METRIC_NAMES = ("l1", "psnr", "ssim")
 SEGMENTATION_METRIC_NAMES = ("pixel_acc", "class_acc", "class_iou")

@@ -9,8 +9,8 @@ from typing import Callable
 import tensorflow as tf
 
 from . import colorization
-from .config import TrainConfig
-from .data import list_images
+from ..config import TrainConfig
+from ..data.pairs import list_images
 
 
 def paired_to_rgb(x: tf.Tensor, y: tf.Tensor | None = None) -> tf.Tensor:

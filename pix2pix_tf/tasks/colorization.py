@@ -9,10 +9,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .config import UsageError
-from .data import IMAGE_EXTENSIONS, jitter_stack, to_float, to_uint8
-from .inference import MAX_PIXELS, size_multiple, translate_own_size
-from .synthetic import draw_pair
+from ..config import UsageError
+from ..data.pairs import IMAGE_EXTENSIONS, jitter_stack, to_float, to_uint8
+from ..inference import MAX_PIXELS, size_multiple, translate_own_size
+from ..data.synthetic import draw_pair
 
 # sRGB (IEC 61966-2-1) primaries -> CIE XYZ, and the D65 white point (2 degree observer).
 _RGB_TO_XYZ = np.array(

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from .data import list_images, load_pair
+from .pairs import list_images, load_pair
 from .palette import CLASSES, VOID_COLOURS
 
 # The 19 Cityscapes evaluation classes in their official colours, then black (unlabelled) as the eraser.

@@ -13,7 +13,7 @@ import os
 
 import tensorflow as tf
 
-from .config import TrainConfig, UsageError
+from ..config import TrainConfig, UsageError
 
 STRATEGIES = TrainConfig.__dataclass_fields__["strategy"].metadata["choices"]  # the --strategy choices
 TASK_TYPES = ("chief", "worker")  # MultiWorkerMirroredStrategy has no parameter servers

@@ -18,8 +18,8 @@ import os
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from . import datasets
-from .data import list_images, load_pair
+from . import sources as datasets
+from .pairs import list_images, load_pair
 
 
 class Pix2pix(tfds.core.GeneratorBasedBuilder):

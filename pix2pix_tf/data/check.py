@@ -7,7 +7,7 @@ import time
 
 import tensorflow as tf
 
-from .config import UsageError
+from ..config import UsageError
 
 logger = logging.getLogger("pix2pix_tf")
 

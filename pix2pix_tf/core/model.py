@@ -8,9 +8,9 @@ import keras
 import tensorflow as tf
 
 from .losses import METRIC_NAMES, discriminator_loss, generator_loss
-from .metrics import IMAGE_METRIC_NAMES, image_metrics
-from .speed import FusedAdam
-from .tasks import paired_to_rgb
+from ..evaluate.metrics import IMAGE_METRIC_NAMES, image_metrics
+from ..train.speed import FusedAdam
+from ..tasks.base import paired_to_rgb
 
 
 class Pix2Pix(keras.Model):

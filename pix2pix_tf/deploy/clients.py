@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 
-from .extras import import_extra
+from ..extras import import_extra
 
 SIGNATURE = "translate_encoded"
 INPUT_KEY = OUTPUT_KEY = "image_bytes"

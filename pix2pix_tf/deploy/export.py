@@ -15,10 +15,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .colorization import eval_example, is_colorizer, walk_photos
-from .config import TrainConfig, UsageError, option
-from .data import list_images, load_pair, to_channels, to_float
-from .export import (
+from ..tasks.colorization import eval_example, is_colorizer, walk_photos
+from ..config import TrainConfig, UsageError, option
+from ..data.pairs import list_images, load_pair, to_channels, to_float
+from .savedmodel import (
     DEFAULT_FORMATS,
     FORMATS,
     TFLITE_MODES,
@@ -31,12 +31,12 @@ from .export import (
     model_size,
     tflite_name,
 )
-from .extras import import_extra
-from .files import atomic_path, write_json
-from .inference import MAX_PIXELS, RESIZE_MODES, TEST_MODES, inference_generator
+from ..extras import import_extra
+from ..files import atomic_path, write_json
+from ..inference import MAX_PIXELS, RESIZE_MODES, TEST_MODES, inference_generator
 from .litert import LiteRTGenerator
-from .onnx_export import ONNX_FILE, OnnxGenerator, convert_onnx, require_onnx
-from .training import synthetic_data_dir
+from .onnx import ONNX_FILE, OnnxGenerator, convert_onnx, require_onnx
+from ..train.loop import synthetic_data_dir
 
 logger = logging.getLogger("pix2pix_tf")
 

@@ -205,7 +205,7 @@ def extract_archive(archive: str, target: str) -> None:
 
 def _usage_error(message: str) -> Exception:
     # Imported late: config.py reads this module's registry for its --dataset choices.
-    from .config import UsageError
+    from ..config import UsageError
 
     return UsageError(message)
 

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .extras import import_extra
+from ..extras import import_extra
 
 ONNX_FILE = "generator.onnx"
 ONNX_OPSET = 17  # the opset the conversion was verified with (tf2onnx 1.17, onnxruntime 1.32)

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from .files import atomic_path
+from ..files import atomic_path
 from .metrics import IMAGE_METRIC_NAMES, SEGMENTATION_METRIC_NAMES
 
 _STYLE = """body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin-bottom:1.5em}

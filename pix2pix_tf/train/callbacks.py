@@ -10,10 +10,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .data import to_uint8
-from .files import write_json
+from ..data.pairs import to_uint8
+from ..files import write_json
 from .plots import plot_image_metrics, plot_losses, save_sample_grid
-from .tasks import paired_to_rgb
+from ..tasks.base import paired_to_rgb
 
 
 class Throughput(keras.callbacks.Callback):

@@ -14,16 +14,17 @@ import keras
 import tensorflow as tf
 
 from . import callbacks as cb
-from . import distribute, resilience
-from .colorization import write_synthetic_photos
-from .config import TrainConfig, UsageError, read_run_config
-from .data import make_eval_dataset, make_train_dataset, steps_per_epoch
-from .datacheck import check_split
-from .gan import LinearDecay, Pix2Pix, make_optimizer
-from .models import build_discriminator, build_generator
+from . import runtime as distribute
+from . import checkpointing as resilience
+from ..tasks.colorization import write_synthetic_photos
+from ..config import TrainConfig, UsageError, read_run_config
+from ..data.pairs import make_eval_dataset, make_train_dataset, steps_per_epoch
+from ..data.check import check_split
+from ..core.model import LinearDecay, Pix2Pix, make_optimizer
+from ..core.networks import build_discriminator, build_generator
 from .speed import dtype_policy, gpu_compute_capability, resolve_jit_compile, resolve_precision, unwrap_optimizer
-from .synthetic import write_synthetic_dataset
-from .tasks import make_task
+from ..data.synthetic import write_synthetic_dataset
+from ..tasks.base import make_task
 
 logger = logging.getLogger("pix2pix_tf")
 
@@ -160,7 +161,7 @@ def resolve_data_dir(config: TrainConfig) -> str:
         write = write_synthetic_photos if photos else write_synthetic_dataset
         return write(root, config.synthetic_pairs, size=max(config.image_size), seed=config.seed)
     if config.dataset:  # a public pix2pix dataset: downloaded, checked and extracted once into --data-root
-        from .datasets import fetch_dataset
+        from ..data.sources import fetch_dataset
 
         return fetch_dataset(config.dataset, config.data_root, config.allow_unverified_download)
     return config.data_dir

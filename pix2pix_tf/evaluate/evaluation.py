@@ -10,16 +10,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .config import TrainConfig, UsageError, option, read_run_config
-from .data import load_pair, make_eval_dataset, to_uint8
-from .files import write_json
-from .inference import TEST_MODES, inference_generator
+from ..config import TrainConfig, UsageError, option, read_run_config
+from ..data.pairs import load_pair, make_eval_dataset, to_uint8
+from ..files import write_json
+from ..inference import TEST_MODES, inference_generator
 from .metrics import IMAGE_METRIC_NAMES, SEGMENTATION_METRIC_NAMES, confusion_matrix, image_metrics, segmentation_scores
-from .palette import NUM_CLASSES, ids_to_colours, palette_fraction
+from ..data.palette import NUM_CLASSES, ids_to_colours, palette_fraction
 from .report import write_report
 from .segmenter import Segmenter, label_ids, load_segmenter, predict_ids
-from .tasks import make_task
-from .training import build_pix2pix, make_checkpoint, resolve_data_dir, setup_logging, synthetic_data_dir
+from ..tasks.base import make_task
+from ..train.loop import build_pix2pix, make_checkpoint, resolve_data_dir, setup_logging, synthetic_data_dir
 
 logger = logging.getLogger("pix2pix_tf")
 

@@ -1,0 +1,239 @@
+"""Translate images with a trained or exported pix2pix generator, locally or through TF Serving.
+
+    python -m pix2pix_tf.predict labels/ --output-dir predictions                  # latest checkpoint of outputs/
+    python -m pix2pix_tf.predict 'val/*.jpg' --pairs BtoA --side-by-side           # pair files: input | output | target
+    python -m pix2pix_tf.predict img.png --backend savedmodel --model exports/pix2pix
+    python -m pix2pix_tf.predict img.png --backend tflite --model exports/pix2pix/generator_int8.tflite
+    python -m pix2pix_tf.predict img.png --backend serving-rest --server http://localhost:8501
+    python -m pix2pix_tf.predict img.png --backend serving-grpc --server localhost:8500
+
+Every backend returns an image of the input's own size; outputs are PNGs named after the inputs.
+--resize-mode own (the default) runs the generator at that size too, padded to a multiple of 2^depth;
+squash resizes to the training size and back. --test-mode paper keeps dropout and per-image batch
+statistics at test time, as the paper did; eval (the default) is deterministic.
+
+    python -m pix2pix_tf.predict labels/ --test-mode paper --resize-mode squash  # the paper's test time
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+from collections.abc import Callable
+
+import numpy as np
+
+from ..config import UsageError, prog_name
+from ..data.pairs import IMAGE_EXTENSIONS
+from ..inference import MAX_PIXELS, RESIZE_MODES, TEST_MODES
+
+BACKENDS = ("checkpoint", "savedmodel", "tflite", "serving-rest", "serving-grpc")
+Translator = Callable[[np.ndarray], np.ndarray]  # uint8 [h, w, 3] -> uint8 [h, w, 3]
+
+
+def expand_inputs(patterns: list[str]) -> list[str]:
+    """Files named by paths, globs or folders (their JPEG/PNG files), sorted, without duplicates.
+
+    Raises:
+        UsageError: a pattern matches no image.
+    """
+    files: list[str] = []
+    for pattern in patterns:
+        if os.path.isdir(pattern):
+            found = [os.path.join(pattern, name) for name in sorted(os.listdir(pattern))]
+        else:
+            found = sorted(glob.glob(pattern))
+        found = [path for path in found if os.path.isfile(path) and path.lower().endswith(IMAGE_EXTENSIONS)]
+        if not found:
+            raise UsageError(f"{pattern!r} matches no JPEG/PNG file: pass an image, a glob or a folder")
+        files += [path for path in found if path not in files]
+    return files
+
+
+def latest_version_dir(path: str) -> str:
+    """A SavedModel dir itself, or the highest numbered version under a TF Serving model dir."""
+    if os.path.exists(os.path.join(path, "saved_model.pb")):
+        return path
+    versions = sorted((int(name) for name in os.listdir(path) if name.isdigit()), reverse=True) if os.path.isdir(path) else []
+    for version in versions:
+        if os.path.exists(os.path.join(path, str(version), "saved_model.pb")):
+            return os.path.join(path, str(version))
+    raise UsageError(f"no SavedModel in {path}: --model must be a version dir or EXPORT_DIR/MODEL_NAME")
+
+
+def _modes_of_export(model_dir: str, args: argparse.Namespace) -> dict:
+    """The modes an export was written with; an explicit --test-mode/--resize-mode that differs is an error."""
+    from ..deploy.savedmodel import read_metadata
+
+    metadata = read_metadata(model_dir)
+    for name in ("test_mode", "resize_mode"):
+        wanted, flag = getattr(args, name), "--" + name.replace("_", "-")
+        if wanted and wanted != metadata[name]:
+            raise UsageError(
+                f"{model_dir} was exported with {flag} {metadata[name]}, not {wanted}: re-export it "
+                f"(python export.py {flag} {wanted}) or use --backend checkpoint"
+            )
+    return metadata
+
+
+def make_translator(args: argparse.Namespace) -> Translator:
+    """One image-in, image-out function for the chosen backend, in the chosen --test-mode and --resize-mode.
+
+    Raises:
+        UsageError: a mode the backend cannot run (TFLite: eval and squash only; an export: the modes it
+            was written with; TF Serving: whatever the served export fixed).
+    """
+    import tensorflow as tf
+
+    from ..tasks.colorization import as_rgb, colorize
+    from ..data.pairs import to_channels, to_float, to_uint8
+    from ..deploy.savedmodel import load_generator, model_size, postprocess, preprocess
+    from ..inference import check_own_size, inference_generator, size_multiple, translate_own_size
+
+    def local(
+        run: Callable, size: tuple[int, int], channels: tuple[int, int], resize_mode: str, multiple: int = 1
+    ) -> Translator:
+        # The same in-graph pre/post-processing the SavedModel signatures use.
+        def translate(image: np.ndarray) -> np.ndarray:
+            if resize_mode == "own":
+                check_own_size(*image.shape[:2], multiple, args.max_pixels)
+            if channels == (1, 2):  # a colorizer: L from the image, ab from the network
+                return colorize(image[np.newaxis], run, size, resize_mode, multiple, args.max_pixels)[0].numpy()
+            if resize_mode == "own":
+                x = to_float(to_channels(as_rgb(image[np.newaxis]), channels[0]))
+                return to_uint8(translate_own_size(run, x, multiple, args.max_pixels))[0].numpy()
+            outputs = run(preprocess(image[np.newaxis], size, channels[0]).numpy())
+            return postprocess(outputs, tf.shape(image)[:2])[0].numpy()
+
+        return translate
+
+    if args.backend == "checkpoint":
+        generator, _ = load_generator(args.checkpoint_dir, args.keras_file)
+        net = inference_generator(generator, args.test_mode or "eval", any_size=True)
+        channels = (generator.input_shape[-1], generator.output_shape[-1])
+        size, multiple = model_size(generator), size_multiple(generator)
+        return local(lambda x: net(x, training=False), size, channels, args.resize_mode or "own", multiple)
+    if args.backend == "savedmodel":
+        model_dir = latest_version_dir(args.model or "exports/pix2pix")
+        metadata = _modes_of_export(model_dir, args)
+        signature = tf.saved_model.load(model_dir).signatures["serving_default"]
+
+        def saved(image: np.ndarray) -> np.ndarray:
+            if metadata["resize_mode"] == "own":  # the signature would refuse it too, less clearly
+                check_own_size(*image.shape[:2], metadata["size_multiple"], metadata["max_pixels"] or MAX_PIXELS)
+            return signature(images=tf.constant(image[np.newaxis]))["images"][0].numpy()
+
+        return saved
+    if args.backend == "tflite":
+        from ..deploy.litert import LiteRTGenerator
+
+        if not os.path.isfile(args.model):
+            raise UsageError(f"--model {args.model!r} is not a file: pass a .tflite written by export.py")
+        if args.test_mode == "paper":
+            raise UsageError("a .tflite generator runs in --test-mode eval only (TFLite has no kernel for dropout's "
+                             "random ops): use --backend checkpoint or a SavedModel exported with --test-mode paper")
+        if args.resize_mode == "own":
+            raise UsageError("a .tflite generator has a fixed input size: use --resize-mode squash (its default) or "
+                             "--backend checkpoint/savedmodel to translate at the image's own size")
+        runner = LiteRTGenerator(args.model)
+        return local(runner, runner.image_size, runner.channels, "squash")
+    if args.test_mode or args.resize_mode:
+        raise UsageError(f"--test-mode/--resize-mode do not apply to --backend {args.backend}: the served model runs "
+                         "the modes it was exported with (python export.py --test-mode ... --resize-mode ...)")
+    from ..deploy.clients import GrpcClient, RestClient
+
+    server = args.server or ("http://localhost:8501" if args.backend == "serving-rest" else "localhost:8500")
+    client_cls = RestClient if args.backend == "serving-rest" else GrpcClient
+    client = client_cls(server, args.model_name, args.version or None, timeout=args.timeout)
+
+    def remote(image: np.ndarray) -> np.ndarray:
+        (png,) = client.translate([tf.io.encode_png(image).numpy()])
+        return tf.io.decode_png(png, channels=3).numpy()
+
+    return remote
+
+
+def read_input(path: str, pairs: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """(input, target or None) uint8 images of one file; `pairs` names the input half of a pair file."""
+    import tensorflow as tf
+
+    from ..data.pairs import load_pair
+
+    if pairs:
+        input_image, target = load_pair(tf.constant(path), pairs)
+        return input_image.numpy(), target.numpy()
+    return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False).numpy(), None
+
+
+def predict_files(files: list[str], translate: Translator, output_dir: str, pairs: str = "", side_by_side: bool = False) -> list[str]:
+    """Translates each file into OUTPUT_DIR/<stem>.png (input | output [| target] when `side_by_side`)."""
+    import tensorflow as tf
+
+    from ..files import atomic_path
+
+    os.makedirs(output_dir, exist_ok=True)
+    written = []
+    for path in files:
+        image, target = read_input(path, pairs)
+        try:
+            output = translate(image)
+        except UsageError as err:
+            raise UsageError(f"{path}: {err}") from err
+        if side_by_side:
+            output = np.repeat(output, 3, axis=-1) if output.shape[-1] == 1 else output  # a gray output (depth) beside RGB
+            output = np.concatenate([image, output] + ([target] if target is not None else []), axis=1)
+        out_path = os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0] + ".png")
+        with atomic_path(out_path) as tmp:
+            tf.io.write_file(tmp, tf.io.encode_png(output))
+        written.append(out_path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=prog_name("pix2pix_tf.predict"), description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("inputs", nargs="+", help="image files, globs (quoted) or folders")
+    parser.add_argument("--output-dir", default="predictions", help="where <input stem>.png go (default: %(default)s)")
+    parser.add_argument("--backend", default="checkpoint", choices=BACKENDS, help="what runs the generator (default: %(default)s)")
+    parser.add_argument("--checkpoint-dir", default="outputs/checkpoints", help="checkpoint backend: a run's checkpoints/ (default: %(default)s)")
+    parser.add_argument("--keras-file", default="", help="checkpoint backend: a .keras generator instead of --checkpoint-dir")
+    parser.add_argument("--model", default="", help="savedmodel: a version dir or EXPORT_DIR/MODEL_NAME (latest version); tflite: a .tflite file")
+    parser.add_argument("--server", default="", help="serving-rest: http://host:8501 (default); serving-grpc: host:8500 (default)")
+    parser.add_argument("--model-name", default="pix2pix", help="TF Serving model name (default: %(default)s)")
+    parser.add_argument("--version", type=int, default=0, help="TF Serving model version; 0 = the latest served")
+    parser.add_argument("--timeout", type=float, default=30.0, help="TF Serving request timeout in seconds (default: %(default)s)")
+    parser.add_argument("--pairs", default="", choices=("AtoB", "BtoA"), help="inputs are side-by-side pairs; AtoB translates the LEFT half")
+    parser.add_argument("--side-by-side", action="store_true", help="write input | output (| target with --pairs) instead of the output alone")
+    parser.add_argument("--test-mode", default=None, choices=TEST_MODES,
+                        help="eval: training=False, deterministic; paper: dropout on and per-image batch statistics, as "
+                        "in the paper (default: eval; a SavedModel: the mode it was exported with; not for tflite)")
+    parser.add_argument("--resize-mode", default=None, choices=RESIZE_MODES,
+                        help="own: translate at the image's own size (padded to a multiple of 2^depth); squash: at the "
+                        "training size (default: own; a SavedModel: as exported; tflite: squash, its only mode)")
+    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                        help="checkpoint backend, own size: largest padded image (height x width) accepted "
+                        "(default: %(default)s)")
+    args = parser.parse_args(argv)
+    if args.backend == "tflite" and not args.model:
+        parser.error("--backend tflite needs --model PATH.tflite")
+    if args.max_pixels < 1:
+        parser.error(f"--max-pixels must be >= 1, got {args.max_pixels}")
+    try:
+        files = expand_inputs(args.inputs)
+        from ..deploy.clients import ServingError
+
+        try:
+            written = predict_files(files, make_translator(args), args.output_dir, args.pairs, args.side_by_side)
+        except ServingError as err:
+            raise UsageError(str(err)) from err
+    except UsageError as err:
+        parser.error(str(err))  # one line, exit code 2
+    print(f"wrote {len(written)} images to {args.output_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
