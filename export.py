@@ -6,7 +6,7 @@
 
 import sys
 
-from pix2pix_tf.export import main
+from pix2pix_tf.deploy.export import main
 
 if __name__ == "__main__":
     sys.exit(main())

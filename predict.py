@@ -7,7 +7,7 @@
 
 import sys
 
-from pix2pix_tf.predict import main
+from pix2pix_tf.apps.predict import main
 
 if __name__ == "__main__":
     sys.exit(main())

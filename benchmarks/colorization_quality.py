@@ -21,10 +21,11 @@ import tensorflow as tf  # noqa: E402
 
 import train as train_script  # noqa: E402
 from pix2pix_tf.data.pairs import make_eval_dataset  # noqa: E402
-from pix2pix_tf.evaluate.evaluation import restore_generator  # noqa: E402
+from pix2pix_tf.data.sources import synthetic_data_dir  # noqa: E402
 from pix2pix_tf.evaluate.metrics import image_metrics  # noqa: E402
-from pix2pix_tf.tasks.base import make_task  # noqa: E402
-from pix2pix_tf.train.loop import synthetic_data_dir  # noqa: E402
+from pix2pix_tf.precision import resolve_precision  # noqa: E402
+from pix2pix_tf.run import restore_generator  # noqa: E402
+from pix2pix_tf.tasks import make_task  # noqa: E402
 
 
 def score(run, files) -> dict:
@@ -57,8 +58,8 @@ def main(argv: list[str] | None = None) -> None:
         *args.extra,
     ])
     train_seconds = time.perf_counter() - start
-    run = restore_generator(args.output_dir)
-    data_dir = args.data_dir or synthetic_data_dir(run.config, args.output_dir)
+    run = restore_generator(args.output_dir, precision=resolve_precision)  # as the run's validation computed
+    data_dir = args.data_dir or synthetic_data_dir(make_task(run.config), args.output_dir)
     files = make_task(run.config).list_files(data_dir, "val")
     result = {"epochs": run.epoch, "val_photos": len(files), "train_py_seconds": round(train_seconds, 1),
               "load_average": [round(v, 2) for v in os.getloadavg()], **score(run, files)}

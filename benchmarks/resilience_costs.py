@@ -19,7 +19,8 @@ import tensorflow as tf  # noqa: E402
 from pix2pix_tf.config import TrainConfig  # noqa: E402
 from pix2pix_tf.data.check import find_bad_images  # noqa: E402
 from pix2pix_tf.data.pairs import list_images  # noqa: E402
-from pix2pix_tf.train.loop import build_pix2pix, make_checkpoint  # noqa: E402
+from pix2pix_tf.train.checkpointing import make_checkpoint  # noqa: E402
+from pix2pix_tf.train.loop import build_pix2pix  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -39,8 +39,9 @@ import tensorflow as tf  # noqa: E402
 from pix2pix_tf.config import TrainConfig, auto_generator_depth  # noqa: E402
 from pix2pix_tf.core.networks import build_discriminator, build_generator  # noqa: E402
 from pix2pix_tf.data.pairs import list_images, make_train_dataset  # noqa: E402
+from pix2pix_tf.precision import cpu_flags, gpu_compute_capability, resolve_precision  # noqa: E402
 from pix2pix_tf.train.loop import build_pix2pix  # noqa: E402
-from pix2pix_tf.train.speed import cpu_flags, gpu_compute_capability, resolve_jit_compile, resolve_precision  # noqa: E402
+from pix2pix_tf.train.runtime import resolve_jit_compile  # noqa: E402
 
 
 def reference_step(image_size: tuple[int, int], lambda_l1: float = 100.0):

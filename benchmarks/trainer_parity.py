@@ -40,6 +40,7 @@ from pix2pix_tf.config import TrainConfig  # noqa: E402
 from pix2pix_tf.core import model as gan  # noqa: E402
 from pix2pix_tf.data import pairs as data  # noqa: E402
 from pix2pix_tf.evaluate.evaluation import EvalConfig, evaluate  # noqa: E402
+from pix2pix_tf.train import optimizers  # noqa: E402
 from pix2pix_tf.train.loop import train  # noqa: E402
 
 VARIANTS = ("default", "keras-adam", "fp32", "reference", "nearest")
@@ -80,7 +81,7 @@ def nearest_input_jitter(input_image, target_image, image_size, seed):
 def apply_variant(variant: str) -> dict:
     """Patches this process for `variant`; returns the TrainConfig overrides it needs."""
     if variant in ("keras-adam", "reference"):
-        gan.FusedAdam = keras.optimizers.Adam  # make_optimizer builds what this name holds
+        optimizers.FusedAdam = keras.optimizers.Adam  # make_optimizer builds what this name holds
     if variant == "reference":
         gan.Pix2Pix.train_step = tutorial_train_step
     if variant == "nearest":

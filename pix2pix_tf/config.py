@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import os
 import sys
 from typing import Any, Sequence
 
 from .data.sources import DEFAULT_DATA_ROOT, REGISTRY
-from .files import write_json
+from .errors import UsageError
 
 MAX_GENERATOR_DEPTH = 8  # the paper's U-Net at 256x256: 8 stride-2 downsamples to 1x1
 MIN_IMAGE_SIDE = 32  # the 70x70 PatchGAN needs at least 32 px to give a >= 2x2 patch map
@@ -19,10 +18,6 @@ MIN_IMAGE_SIDE = 32  # the 70x70 PatchGAN needs at least 32 px to give a >= 2x2 
 TASK_CHANNELS = {"paired": (3, 3), "colorization": (1, 2)}
 PAIRED_CHANNELS = (1, 3)  # what a paired image can be read as: grayscale or RGB
 CACHE_MODES = ("auto", "memory", "none")  # --cache values that are not a folder
-
-
-class UsageError(ValueError):
-    """A value the user supplied is wrong; the message names the problem and the fix."""
 
 
 def parse_image_size(text: str | int | Sequence[int]) -> tuple[int, int]:
@@ -113,7 +108,7 @@ class TrainConfig:
     # reproducibility
     seed: int = option(42, "seed for weights, shuffling, crops/flips and dropout")
     deterministic: bool = option(False, "bit-reproducible run: deterministic ops and input order (slower)")
-    # scale-out (pix2pix_tf.distribute)
+    # scale-out (pix2pix_tf/train/runtime.py)
     strategy: str = option(
         "auto",
         "tf.distribute strategy: auto = mirrored with >1 GPU, else default; multi-worker reads TF_CONFIG; "
@@ -223,25 +218,6 @@ class TrainConfig:
     def default_direction(self) -> str:
         """What --direction resolves to when not given: the dataset's own task, BtoA for folders."""
         return REGISTRY[self.dataset].direction if self.dataset in REGISTRY else "BtoA"
-
-    def save(self, path: str) -> None:
-        write_json(path, self.to_dict())
-
-
-def read_run_config(path: str) -> TrainConfig:
-    """The TrainConfig of a run from its config.json, with its paths expanded as if just given.
-
-    Keys this version does not know (a newer run's) are left out rather than failing; a config.json
-    written before paths were stored expanded (`"data_root": "~/.keras/datasets"`) reads the same as
-    a new one.
-
-    Raises:
-        UsageError: a value in the file is no longer valid.
-    """
-    with open(path) as f:
-        saved = json.load(f)
-    known = {field.name for field in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{key: value for key, value in saved.items() if key in known})
 
 
 # How each path field is stored: data folders absolute (read later from anywhere), the run's own

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from .config import UsageError
+from .errors import UsageError
 
 # top-level module -> (the PyPI package that provides it, the pix2pix_tf extra that installs it)
 EXTRAS = {

@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from .config import UsageError
+from .errors import UsageError
 
 # --test-mode: "eval" = moving BatchNorm statistics, no dropout (training=False, deterministic);
 # "paper" = the paper's test time: dropout on and batch statistics of each image alone (training=True at batch 1).
@@ -52,6 +52,11 @@ class ActiveDropout(layers.Layer):
         return keras.random.dropout(x, self.rate, seed=self.seed_generator)
 
 
+def model_size(generator: keras.Model) -> tuple[int, int]:
+    """(height, width) the generator was built for."""
+    return tuple(int(side) for side in generator.input_shape[1:3])
+
+
 def size_multiple(generator: keras.Model) -> int:
     """2^depth: the U-Net's stride-2 downsamples need each side to be a multiple of it."""
     downsamples = sum(
@@ -66,7 +71,7 @@ def inference_generator(
     """The trained generator as a model for inference: same layers and weights (shared, not copied).
 
     Args:
-        generator: the functional U-Net from models.build_generator (or a .keras file of it).
+        generator: the functional U-Net from core.networks.build_generator (or a .keras file of it).
         test_mode: "eval" runs it as trained with training=False; "paper" swaps each BatchNormalization
             for PerImageBatchNorm and each Dropout for ActiveDropout, so every call draws new dropout
             masks and normalizes each image by its own statistics.

@@ -9,11 +9,11 @@ import tensorflow as tf
 
 from pix2pix_tf.config import TrainConfig, UsageError
 from pix2pix_tf.core.networks import build_generator
-from pix2pix_tf.data.pairs import make_train_dataset, to_float
+from pix2pix_tf.data.pairs import as_rgb, make_train_dataset, to_float
+from pix2pix_tf.data.synthetic import write_synthetic_photos
 from pix2pix_tf.deploy.savedmodel import serving_functions
-from pix2pix_tf.tasks.base import make_task
+from pix2pix_tf.tasks import make_task
 from pix2pix_tf.tasks.colorization import (
-    as_rgb,
     colorize,
     eval_example,
     lab_to_rgb,
@@ -22,7 +22,6 @@ from pix2pix_tf.tasks.colorization import (
     rgb_to_lab,
     rgb_to_model,
     train_example,
-    write_synthetic_photos,
 )
 from pix2pix_tf.train.callbacks import SampleGrid
 from pix2pix_tf.train.loop import build_pix2pix

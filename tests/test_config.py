@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from pix2pix_tf.config import TrainConfig, UsageError, parse_image_size, read_run_config
+from pix2pix_tf.config import TrainConfig, UsageError, parse_image_size
+from pix2pix_tf.run import read_run_config
 
 
 def test_defaults_are_the_papers():

@@ -179,7 +179,7 @@ def test_a_b_layout_errors(tmp_path):
 
 
 def test_tfds_builder_from_manual_dir_yields_the_right_halves(archive, tmp_path):
-    import pix2pix_tf.tfds_pix2pix  # noqa: F401 - registers "pix2pix"
+    import pix2pix_tf.data.tfds  # noqa: F401 - registers "pix2pix"
     import tensorflow_datasets as tfds
 
     manual = os.path.dirname(archive)  # holds facades/ (extracted) next to facades.tar.gz
@@ -201,7 +201,7 @@ def test_tfds_builder_from_manual_dir_yields_the_right_halves(archive, tmp_path)
 
 @pytest.mark.parametrize("direction,left_is_input", [("AtoB", True), ("BtoA", False)])
 def test_tfds_source_follows_the_configured_direction(archive, direction, left_is_input):
-    from pix2pix_tf.tfds_pix2pix import load_pix2pix_split
+    from pix2pix_tf.data.tfds import load_pix2pix_split
 
     root = os.path.dirname(archive)  # holds the extracted facades/, so nothing is downloaded
     config = TrainConfig(dataset="facades", data_source="tfds", data_root=root, direction=direction)

@@ -16,8 +16,8 @@ import tensorflow as tf
 
 from pix2pix_tf.apps import demo
 from pix2pix_tf.core.networks import build_generator
-from pix2pix_tf.data.labelmaps import Examples, snap_to_palette
 from pix2pix_tf.data.pairs import to_float, to_uint8
+from pix2pix_tf.data.palette import snap_to_palette
 from pix2pix_tf.deploy.clients import SIGNATURE
 from pix2pix_tf.deploy.savedmodel import export_saved_model
 from pix2pix_tf.inference import inference_generator, translate_own_size
@@ -56,7 +56,7 @@ def paper_model_dir(generator, tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def server(model_dir, pair_dir):
-    srv = demo.DemoServer(("127.0.0.1", 0), demo.Translator(model_dir), Examples(pair_dir))
+    srv = demo.DemoServer(("127.0.0.1", 0), demo.Translator(model_dir), demo.Examples(pair_dir))
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     yield srv

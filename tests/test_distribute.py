@@ -12,7 +12,8 @@ import tensorflow as tf
 
 import train as train_script
 from pix2pix_tf.config import TrainConfig, UsageError
-from pix2pix_tf.train.loop import build_pix2pix, make_checkpoint
+from pix2pix_tf.train.checkpointing import make_checkpoint
+from pix2pix_tf.train.loop import build_pix2pix
 from pix2pix_tf.train.runtime import check_batch_size, check_tf_config, make_strategy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -15,16 +15,11 @@ from pix2pix_tf.config import UsageError
 from pix2pix_tf.core.networks import build_generator
 from pix2pix_tf.data.pairs import list_images, load_pair, resize_pair, to_float, to_uint8
 from pix2pix_tf.deploy.litert import LiteRTGenerator
-from pix2pix_tf.deploy.savedmodel import (
-    TFLITE_MODES,
-    TFLiteUnsupportedError,
-    convert_tflite,
-    export_saved_model,
-    load_generator,
-    next_version,
-)
+from pix2pix_tf.deploy.savedmodel import export_saved_model, next_version
+from pix2pix_tf.deploy.tflite import TFLITE_MODES, TFLiteUnsupportedError, convert_tflite
 from pix2pix_tf.inference import inference_generator, translate_own_size
 from pix2pix_tf.predict import main as predict_main
+from pix2pix_tf.run import load_generator
 
 # Tolerances vs the Keras generator on held-out inputs (outputs in [-1, 1]).
 SAVEDMODEL_MAX_ERR, FP32_MAX_ERR, FP16_MAX_ERR = 1e-5, 1e-4, 2e-2
@@ -45,7 +40,7 @@ def exported(pair_dir, tmp_path_factory):
     export_dir = str(root / "exports")
     assert export_script.main(["--checkpoint-dir", os.path.join(out, "checkpoints"), "--export-dir", export_dir,
                                "--latency-runs", "1"]) == 0
-    generator, _ = load_generator(os.path.join(out, "checkpoints"))
+    generator = load_generator(os.path.join(out, "checkpoints")).generator
     files = list_images(pair_dir, "val")
     inputs = np.stack([resize_pair(*load_pair(tf.constant(f), "BtoA"), (32, 32))[0].numpy() for f in files])
     return {"dir": os.path.join(export_dir, "pix2pix"), "generator": generator, "inputs": inputs,

@@ -11,8 +11,9 @@ import pytest
 import export as export_script
 from pix2pix_tf.config import UsageError
 from pix2pix_tf.core.networks import build_generator
-from pix2pix_tf.deploy.export import ExportConfig, load_inputs
+from pix2pix_tf.deploy.export import ExportConfig
 from pix2pix_tf.deploy.onnx import ONNX_FILE, OnnxGenerator, convert_onnx
+from pix2pix_tf.tasks import PairedTask
 
 # Measured: 9e-9 on a 32 px generator, 8e-8 on the paper's 256 px one (BENCHMARKS.md); float32 re-association only.
 ONNX_MAX_ERR = 1e-5
@@ -42,7 +43,7 @@ def onnx_export(pair_dir, tmp_path_factory):
             "--eval-dir", os.path.join(pair_dir, "val"), "--eval-count", "4", "--latency-runs", "1"]
     assert export_script.main(argv) == 0
     return {"dir": os.path.join(export_dir, "pix2pix"), "generator": generator, "argv": argv,
-            "inputs": load_inputs(os.path.join(pair_dir, "val"), "BtoA", (32, 32), 4)}
+            "inputs": PairedTask().read_inputs(os.path.join(pair_dir, "val"), "BtoA", (32, 32), 4)}
 
 
 def test_export_py_writes_onnx_and_its_fidelity_row(onnx_export):

@@ -16,15 +16,9 @@ import train as train_script
 from pix2pix_tf.config import TrainConfig
 from pix2pix_tf.core.model import Pix2Pix
 from pix2pix_tf.train import callbacks as cb
-from pix2pix_tf.train.checkpointing import (
-    Interrupted,
-    NonFiniteLoss,
-    RunCheckpoint,
-    Segment,
-    StopSignals,
-    plan_segments,
-)
-from pix2pix_tf.train.loop import build_pix2pix, make_checkpoint, train
+from pix2pix_tf.train.checkpointing import RunCheckpoint, Segment, make_checkpoint, plan_segments
+from pix2pix_tf.train.guards import Interrupted, NonFiniteLoss, StopSignals
+from pix2pix_tf.train.loop import build_pix2pix, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = {

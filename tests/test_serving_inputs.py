@@ -47,7 +47,7 @@ def test_keras_files_load_in_safe_mode(tmp_path):
     # A .keras file can carry a Lambda layer's bytecode; safe_mode refuses to run it.
     import keras
 
-    from pix2pix_tf.deploy.savedmodel import load_generator
+    from pix2pix_tf.run import load_generator
 
     inputs = keras.Input((32, 32, 3))
     path = str(tmp_path / "lambda.keras")

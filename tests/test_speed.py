@@ -11,10 +11,11 @@ import pytest
 import tensorflow as tf
 
 from pix2pix_tf.config import TrainConfig, UsageError
-from pix2pix_tf.core.model import LinearDecay
 from pix2pix_tf.data.pairs import cache_file, list_images, make_eval_dataset, make_train_dataset, train_cache_file
+from pix2pix_tf.precision import dtype_policy, resolve_precision
 from pix2pix_tf.train.loop import build_pix2pix
-from pix2pix_tf.train.speed import FusedAdam, dtype_policy, resolve_jit_compile, resolve_precision
+from pix2pix_tf.train.optimizers import FusedAdam, LinearDecay
+from pix2pix_tf.train.runtime import resolve_jit_compile
 
 
 def test_auto_settings_follow_the_hardware():
@@ -41,7 +42,7 @@ def test_dtype_policy_is_scoped():
 def _keras_changed(what: str, where: str) -> str:
     return (
         f"keras {keras.__version__} changed private API that pix2pix_tf's fast path relies on: {what}. Adapt {where} "
-        "to the new Keras (or, for FusedAdam, let gan.make_optimizer use keras.optimizers.Adam), run "
+        "to the new Keras (or, for FusedAdam, let train.optimizers.make_optimizer use keras.optimizers.Adam), run "
         "tests/test_speed.py, then pin the new keras version in requirements.txt and pyproject.toml"
     )
 
@@ -52,7 +53,7 @@ def _parameters(function) -> list[str]:
 
 def test_keras_private_api_of_the_fast_path_is_unchanged(monkeypatch):
     """FusedAdam and Pix2Pix override private Keras API; keras is pinned, and this says what to fix on a bump."""
-    fused_adam, hook = "FusedAdam in pix2pix_tf/speed.py", "Pix2Pix._maybe_symbolic_build in pix2pix_tf/gan.py"
+    fused_adam, hook = "FusedAdam in pix2pix_tf/train/optimizers.py", "Pix2Pix._maybe_symbolic_build in pix2pix_tf/core/model.py"
     assert _parameters(keras.optimizers.Adam.update_step) == ["self", "gradient", "variable", "learning_rate"], (
         _keras_changed("Optimizer.update_step(gradient, variable, learning_rate) has another signature", fused_adam))
     assert _parameters(getattr(keras.optimizers.Adam, "_get_variable_index", lambda: None)) == ["self", "variable"], (
@@ -194,8 +195,9 @@ def test_simulated_gpu_builds_and_runs_the_gpu_path_on_cpu(pair_dir, monkeypatch
 def test_fp16_run_checkpoints_and_resumes(pair_dir, tmp_path, monkeypatch):
     """fp16's LossScaleOptimizer skips and does not count overflowing steps; checkpoints still count every step."""
     from pix2pix_tf.train import callbacks as cb
-    from pix2pix_tf.train.checkpointing import Interrupted
-    from pix2pix_tf.train.loop import make_checkpoint, train
+    from pix2pix_tf.train.checkpointing import make_checkpoint
+    from pix2pix_tf.train.guards import Interrupted
+    from pix2pix_tf.train.loop import train
 
     out = tmp_path / "run"
     settings = {"image_size": 32, "batch_size": 4, "generator_filters": 4, "discriminator_filters": 4, "val_steps": 1,

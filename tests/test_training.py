@@ -12,12 +12,12 @@ import tensorflow as tf
 
 import train as train_script
 from pix2pix_tf.config import TrainConfig, UsageError
-from pix2pix_tf.core.model import LinearDecay
 from pix2pix_tf.data.pairs import list_images, make_eval_dataset
 from pix2pix_tf.train import callbacks as cb
-from pix2pix_tf.train.checkpointing import Interrupted
-from pix2pix_tf.train.loop import build_pix2pix, make_checkpoint, train
-from pix2pix_tf.train.speed import FusedAdam
+from pix2pix_tf.train.checkpointing import make_checkpoint
+from pix2pix_tf.train.guards import Interrupted
+from pix2pix_tf.train.loop import build_pix2pix, train
+from pix2pix_tf.train.optimizers import FusedAdam, LinearDecay
 
 
 def test_overfits_a_small_batch(pair_dir):

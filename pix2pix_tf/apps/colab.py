@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from ..config import UsageError
+from ..errors import UsageError
 
 MOUNT_POINT = "/content/drive"  # Colab's usual mount point; Drive's files appear under MOUNT_POINT/MyDrive
 

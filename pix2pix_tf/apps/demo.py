@@ -13,6 +13,7 @@ Nothing a user sends is written to disk. The test mode and resize mode are the e
 from __future__ import annotations
 
 import argparse
+import functools
 import http.server
 import json
 import logging
@@ -25,13 +26,16 @@ from urllib.parse import urlsplit
 
 import tensorflow as tf
 
-from ..config import UsageError
-from ..deploy.savedmodel import read_metadata
-from ..inference import RESIZE_MODES, TEST_MODES
-from ..data.labelmaps import PALETTE, Examples
-from .predict import latest_version_dir
+from ..data.pairs import list_images, load_pair
+from ..data.palette import CLASSES, snap_to_palette
 from ..deploy.clients import SIGNATURE
+from ..deploy.savedmodel import read_metadata
+from ..errors import UsageError
+from ..inference import RESIZE_MODES, TEST_MODES
+from .predict import latest_version_dir
 
+# The page's palette: the 19 Cityscapes evaluation classes in their official colours, then black (unlabelled) as the eraser.
+PALETTE = (*CLASSES, ("void", (0, 0, 0)))
 MAX_BYTES = 2 * 1024 * 1024  # request body limit
 MAX_SIDE = 1024  # decoded-size limit, checked from the header before decoding (a small PNG can inflate to GBs)
 CANVAS_SIDE = 256  # the page's canvas; examples are resized to it
@@ -85,6 +89,28 @@ def check_image(data: bytes) -> None:
         raise RequestError(
             400, f"image is {width}x{height}: each side must be 1..{MAX_SIDE} px (the page sends 256x256)"
         )
+
+
+class Examples:
+    """Label maps from pix2pix pair files (the RIGHT half under direction BtoA), as `side`-square PNGs."""
+
+    def __init__(self, folder: str, direction: str = "BtoA", side: int = 256):
+        """`folder` is a dataset root (its val/ split is used) or a folder of pair files itself."""
+        folder = os.path.normpath(folder)
+        root, split = (folder, "val") if os.path.isdir(os.path.join(folder, "val")) else os.path.split(folder)
+        self.files = list_images(root, split)
+        self.direction = direction
+        self.side = side
+        self.png = functools.lru_cache(maxsize=64)(self._png)  # per instance: the cache dies with it
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _png(self, index: int) -> bytes:
+        """Example `index` as PNG bytes: the label half, resized (nearest) and snapped to the palette."""
+        label, _ = load_pair(tf.constant(self.files[index]), self.direction)
+        label = tf.image.resize(label, (self.side, self.side), method="nearest")  # no blended class colours
+        return tf.io.encode_png(snap_to_palette(label.numpy())).numpy()
 
 
 class Translator:

@@ -25,8 +25,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..config import UsageError, prog_name
+from ..config import prog_name
 from ..data.pairs import IMAGE_EXTENSIONS
+from ..errors import UsageError
 from ..inference import MAX_PIXELS, RESIZE_MODES, TEST_MODES
 
 BACKENDS = ("checkpoint", "savedmodel", "tflite", "serving-rest", "serving-grpc")
@@ -87,34 +88,26 @@ def make_translator(args: argparse.Namespace) -> Translator:
     """
     import tensorflow as tf
 
-    from ..tasks.colorization import as_rgb, colorize
-    from ..data.pairs import to_channels, to_float, to_uint8
-    from ..deploy.savedmodel import load_generator, model_size, postprocess, preprocess
-    from ..inference import check_own_size, inference_generator, size_multiple, translate_own_size
+    from ..inference import check_own_size, inference_generator, model_size, size_multiple
+    from ..run import load_generator
+    from ..tasks import Task, task_for, task_for_channels
 
-    def local(
-        run: Callable, size: tuple[int, int], channels: tuple[int, int], resize_mode: str, multiple: int = 1
-    ) -> Translator:
-        # The same in-graph pre/post-processing the SavedModel signatures use.
+    def local(run: Callable, task: Task, size: tuple[int, int], resize_mode: str, multiple: int = 1) -> Translator:
+        # The task's own pre/post-processing, the same the SavedModel signatures run in their graph.
         def translate(image: np.ndarray) -> np.ndarray:
             if resize_mode == "own":
                 check_own_size(*image.shape[:2], multiple, args.max_pixels)
-            if channels == (1, 2):  # a colorizer: L from the image, ab from the network
-                return colorize(image[np.newaxis], run, size, resize_mode, multiple, args.max_pixels)[0].numpy()
-            if resize_mode == "own":
-                x = to_float(to_channels(as_rgb(image[np.newaxis]), channels[0]))
-                return to_uint8(translate_own_size(run, x, multiple, args.max_pixels))[0].numpy()
-            outputs = run(preprocess(image[np.newaxis], size, channels[0]).numpy())
-            return postprocess(outputs, tf.shape(image)[:2])[0].numpy()
+            return task.translate(run, image[np.newaxis], size, resize_mode, multiple, args.max_pixels)[0].numpy()
 
         return translate
 
     if args.backend == "checkpoint":
-        generator, _ = load_generator(args.checkpoint_dir, args.keras_file)
+        restored = load_generator(args.checkpoint_dir, args.keras_file)
+        generator = restored.generator
         net = inference_generator(generator, args.test_mode or "eval", any_size=True)
-        channels = (generator.input_shape[-1], generator.output_shape[-1])
         size, multiple = model_size(generator), size_multiple(generator)
-        return local(lambda x: net(x, training=False), size, channels, args.resize_mode or "own", multiple)
+        task = task_for(generator, restored.config)
+        return local(lambda x: net(x, training=False), task, size, args.resize_mode or "own", multiple)
     if args.backend == "savedmodel":
         model_dir = latest_version_dir(args.model or "exports/pix2pix")
         metadata = _modes_of_export(model_dir, args)
@@ -138,7 +131,7 @@ def make_translator(args: argparse.Namespace) -> Translator:
             raise UsageError("a .tflite generator has a fixed input size: use --resize-mode squash (its default) or "
                              "--backend checkpoint/savedmodel to translate at the image's own size")
         runner = LiteRTGenerator(args.model)
-        return local(runner, runner.image_size, runner.channels, "squash")
+        return local(runner, task_for_channels(*runner.channels), runner.image_size, "squash")
     if args.test_mode or args.resize_mode:
         raise UsageError(f"--test-mode/--resize-mode do not apply to --backend {args.backend}: the served model runs "
                          "the modes it was exported with (python export.py --test-mode ... --resize-mode ...)")
@@ -198,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("inputs", nargs="+", help="image files, globs (quoted) or folders")
     parser.add_argument("--output-dir", default="predictions", help="where <input stem>.png go (default: %(default)s)")
     parser.add_argument("--backend", default="checkpoint", choices=BACKENDS, help="what runs the generator (default: %(default)s)")
-    parser.add_argument("--checkpoint-dir", default="outputs/checkpoints", help="checkpoint backend: a run's checkpoints/ (default: %(default)s)")
+    parser.add_argument("--checkpoint-dir", default="outputs/checkpoints", help="checkpoint backend: a train.py --output-dir or its checkpoints/ (default: %(default)s)")
     parser.add_argument("--keras-file", default="", help="checkpoint backend: a .keras generator instead of --checkpoint-dir")
     parser.add_argument("--model", default="", help="savedmodel: a version dir or EXPORT_DIR/MODEL_NAME (latest version); tflite: a .tflite file")
     parser.add_argument("--server", default="", help="serving-rest: http://host:8501 (default); serving-grpc: host:8500 (default)")

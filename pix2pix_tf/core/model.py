@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable, Sequence
 
 import keras
 import tensorflow as tf
 
 from .losses import METRIC_NAMES, discriminator_loss, generator_loss
-from ..evaluate.metrics import IMAGE_METRIC_NAMES, image_metrics
-from ..train.speed import FusedAdam
-from ..tasks.base import paired_to_rgb
 
 
 class Pix2Pix(keras.Model):
@@ -19,6 +16,15 @@ class Pix2Pix(keras.Model):
     `train_step` updates both nets from one forward pass (simultaneous gradients); the metrics it
     returns (`g_total, g_gan, g_l1, d_total, d_real, d_fake`) are running means over the epoch and
     carry the same names in the progress bar, history.json, TensorBoard and the plots.
+
+    Args:
+        generator: G, x -> G(x).
+        discriminator: D, [x, y] -> patch logits.
+        lambda_l1: weight of the L1 term in G's loss.
+        val_metrics: validation only (test_step): (x, y, G(x)) -> {name: per-image values [N]}, for
+            figures the paper does not define (the trainer passes L1 / PSNR / SSIM of the task's pictures).
+        val_metric_names: the names `val_metrics` returns, fixed here so their trackers exist before
+            the first step (checkpoints list the trackers' variables in this order).
     """
 
     def __init__(
@@ -26,22 +32,22 @@ class Pix2Pix(keras.Model):
         generator: keras.Model,
         discriminator: keras.Model,
         lambda_l1: float = 100.0,
-        to_rgb: Callable[..., tf.Tensor] | None = None,
+        val_metrics: Callable[[tf.Tensor, tf.Tensor, tf.Tensor], dict] | None = None,
+        val_metric_names: Sequence[str] = (),
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.lambda_l1 = lambda_l1
-        # The task's (x, y) -> RGB in [-1, 1], for samples and image metrics (tasks.Task.to_rgb).
-        self.to_rgb = to_rgb or paired_to_rgb
+        self.val_metrics = val_metrics
         self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
-        # Validation only (test_step): l1 / psnr / ssim of G(x) vs y on [0, 255], per-image means.
-        self.image_trackers = {name: keras.metrics.Mean(name=name) for name in IMAGE_METRIC_NAMES}
+        # Running per-image means over the validation split, one tracker per name.
+        self.image_trackers = {name: keras.metrics.Mean(name=name) for name in val_metric_names}
 
     def compile(self, g_optimizer: keras.optimizers.Optimizer, d_optimizer: keras.optimizers.Optimizer, **kwargs):
         # No optimizer of Keras' own (its default would be an unused RMSprop, whose rate Keras' TensorBoard
-        # callback would log as `learning_rate`): G's and D's rate reach the logs as `lr` (callbacks.LearningRate).
+        # callback would log as `learning_rate`): G's and D's rate reach the logs as `lr` (a callback of the trainer's).
         super().compile(optimizer=None, **kwargs)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
@@ -98,8 +104,9 @@ class Pix2Pix(keras.Model):
         x, y = data
         fake = self.generator(x, training=False)
         logs = self._update_trackers(self._compute_losses(x, y, training=False, fake=fake))
-        for name, values in image_metrics(self.to_rgb(x, fake), self.to_rgb(x, y)).items():
-            self.image_trackers[name].update_state(values)
+        if self.val_metrics is not None:
+            for name, values in self.val_metrics(x, y, fake).items():
+                self.image_trackers[name].update_state(values)
         return _for_fit(logs | {name: tracker.result() for name, tracker in self.image_trackers.items()})
 
 
@@ -109,62 +116,3 @@ def _for_fit(logs: dict) -> dict:
         # Keras 3 reduces step outputs across workers with strategy.reduce(MEAN, axis=0), which needs an axis.
         return {name: value[None] for name, value in logs.items()}
     return logs
-
-
-@keras.saving.register_keras_serializable(package="pix2pix_tf")
-class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """junyanz's `linear` policy: `learning_rate` for `epochs - decay_epochs` epochs, then linearly down to zero.
-
-    With C = epochs - decay_epochs constant epochs and N = decay_epochs, epoch e (counted from 0) runs at
-    `learning_rate * (1 - max(0, e - C + 1) / (N + 1))`: the first decaying epoch at N/(N+1) of the rate,
-    the last at 1/(N+1), zero just past the end.
-
-    The rate changes once per epoch, as the reference's (its LambdaLR steps once an epoch), rather than every
-    step: the same epoch then runs at the same rate as a PyTorch run of the recipe, and the `lr` that history.json
-    records for an epoch is the rate all of its steps used.
-
-    Keras calls the schedule with the optimizer's own step counter (`iterations`), which the checkpoint
-    restores, so a resumed run, mid-epoch too, continues the sequence where it stopped. Epoch `first_epoch`
-    starts at step `first_step` (0, 0 from scratch); a resumed run anchors them at its next epoch boundary
-    (training.anchor_schedules), so that a changed --steps-per-epoch, or steps that a loss-scaling optimizer
-    skipped (and did not count) before the resume, do not shift the epochs.
-
-    Args:
-        learning_rate: the constant rate before the decay (--lr).
-        steps_per_epoch: train steps in an epoch (the --steps-per-epoch cap included).
-        epochs: the run's total epochs (--epochs).
-        decay_epochs: the last epochs of `epochs` that decay (--epochs-decay), 0 to `epochs`.
-        first_epoch: the epoch that starts at step `first_step`.
-        first_step: the optimizer step at which `first_epoch` starts.
-    """
-
-    def __init__(self, learning_rate, steps_per_epoch, epochs, decay_epochs, first_epoch=0, first_step=0):
-        self.learning_rate = float(learning_rate)
-        self.steps_per_epoch, self.epochs, self.decay_epochs = int(steps_per_epoch), int(epochs), int(decay_epochs)
-        self.first_epoch, self.first_step = int(first_epoch), int(first_step)
-
-    def __call__(self, step):
-        step = keras.ops.cast(step, "int64")
-        epoch = self.first_epoch + keras.ops.floor_divide(step - self.first_step, self.steps_per_epoch)
-        decayed = keras.ops.clip(epoch - (self.epochs - self.decay_epochs) + 1, 0, self.decay_epochs + 1)
-        return self.learning_rate * (1.0 - keras.ops.cast(decayed, "float32") / (self.decay_epochs + 1))
-
-    def get_config(self) -> dict:
-        return {
-            "learning_rate": self.learning_rate, "steps_per_epoch": self.steps_per_epoch, "epochs": self.epochs,
-            "decay_epochs": self.decay_epochs, "first_epoch": self.first_epoch, "first_step": self.first_step,
-        }
-
-
-def make_optimizer(
-    lr: float | keras.optimizers.schedules.LearningRateSchedule, beta1: float, precision: str = "fp32"
-) -> keras.optimizers.Optimizer:
-    """The paper's Adam; under fp16 wrapped in dynamic loss scaling, so small gradients do not flush to zero.
-
-    Args:
-        lr: a constant rate or a schedule (LinearDecay for --epochs-decay).
-        beta1: Adam's beta_1.
-        precision: "fp32", "bf16" or "fp16".
-    """
-    optimizer = FusedAdam(learning_rate=lr, beta_1=beta1, beta_2=0.999)
-    return keras.optimizers.LossScaleOptimizer(optimizer) if precision == "fp16" else optimizer

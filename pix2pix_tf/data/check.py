@@ -7,7 +7,7 @@ import time
 
 import tensorflow as tf
 
-from ..config import UsageError
+from ..errors import UsageError
 
 logger = logging.getLogger("pix2pix_tf")
 
@@ -16,7 +16,7 @@ LISTED_IN_ERROR = 10  # files named in a --on-bad-image fail message; the rest a
 
 
 def _probe(path: tf.Tensor):
-    # The same decode as data.load_pair (channels=3 converts grayscale and RGBA), so a file that
+    # The same decode as pairs.load_pair (channels=3 converts grayscale and RGBA), so a file that
     # passes here cannot fail in the training pipeline.
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     return path, tf.shape(image)[:2]
@@ -46,7 +46,7 @@ def _aspect_problem(shape: tuple[int, int], expected: float, image_size: tuple[i
 def find_bad_images(items: list, image_size: tuple[int, int], pairs: bool = True) -> dict:
     """Maps each unusable pair to the reason, for pairs trained at `image_size`.
 
-    `items` is what data.list_images returns: side-by-side files, or (A, B) file pairs. A pair is
+    `items` is what pairs.list_images returns: side-by-side files, or (A, B) file pairs. A pair is
     unusable when a file cannot be read or decoded (corrupt, truncated, not an image), when a
     side-by-side file does not have the aspect ratio of two `image_size` images side by side (a
     single photo, a wrongly stacked pair), or when A and B differ in size. With `pairs=False`
@@ -76,7 +76,7 @@ def check_split(files, image_size: tuple[int, int], on_bad: str, split: str, pai
     """The pre-flight scan of one split: returns the usable pairs.
 
     Args:
-        files: the split as data.list_images returns it; a tf.data.Dataset (the TFDS source, whose
+        files: the split as pairs.list_images returns it; a tf.data.Dataset (the TFDS source, whose
             builder decoded every pair while preparing it) is returned as it is.
         image_size: the training (height, width).
         on_bad: "skip" drops bad files with a warning naming each; "fail" raises.

@@ -8,7 +8,8 @@ from typing import Callable
 
 import tensorflow as tf
 
-from ..config import TrainConfig, UsageError
+from ..config import TrainConfig
+from ..errors import UsageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 LOAD_SCALE = 286 / 256  # the paper resizes 256 -> 286 before the random 256 crop
@@ -85,6 +86,15 @@ def to_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
     if channels == 1:
         return tf.image.rgb_to_grayscale(image)  # ITU-R 601 luma, the usual grayscale
     raise UsageError(f"images can be read with 1 (grayscale) or 3 (RGB) channels, not {channels}")
+
+
+def as_rgb(images: tf.Tensor) -> tf.Tensor:
+    """uint8 [..., C]: gray (1), gray + alpha (2), RGB (3) or RGBA (4) -> RGB [..., 3]; alpha is dropped.
+
+    Works on a channel count known only at run time (a serving signature accepting any image).
+    """
+    index = tf.where(tf.shape(images)[-1] < 3, tf.zeros(3, tf.int32), tf.range(3))
+    return tf.gather(images, index, axis=-1)
 
 
 def load_pair_channels(path: tf.Tensor, config: TrainConfig) -> tuple[tf.Tensor, tf.Tensor]:

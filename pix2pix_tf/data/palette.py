@@ -1,4 +1,5 @@
-"""The Cityscapes colour palette: colour-coded label images <-> the 19 evaluation class ids (255 = void)."""
+"""The Cityscapes colour palette: colour-coded label images <-> the 19 evaluation class ids (255 = void), and
+snapping a noisy (JPEG) label map back onto the palette's colours."""
 
 from __future__ import annotations
 
@@ -40,8 +41,17 @@ VOID_COLOURS = (
     (180, 165, 180), (150, 100, 100), (150, 120, 90), (0, 0, 90), (0, 0, 110),
 )  # fmt: skip
 
-_COLOURS = np.array([colour for _, colour in CLASSES] + list(VOID_COLOURS), np.float32)  # [29, 3]
+# Every colour a Cityscapes label map holds: the scored classes', then the unscored labels'.
+LABEL_COLOURS = np.array([colour for _, colour in CLASSES] + list(VOID_COLOURS), np.uint8)  # [29, 3]
+_COLOURS = LABEL_COLOURS.astype(np.float32)
 _IDS = np.array(list(range(NUM_CLASSES)) + [IGNORE] * len(VOID_COLOURS), np.int32)
+
+
+def _nearest_colour(label_image: tf.Tensor) -> tf.Tensor:
+    """Index into LABEL_COLOURS of each pixel's nearest colour (squared RGB distance), int32 [..., H, W]."""
+    pixels = tf.cast(label_image, tf.float32)[..., None, :]  # [..., H, W, 1, 3]
+    distances = tf.reduce_sum(tf.square(pixels - _COLOURS), axis=-1)  # [..., H, W, 29]
+    return tf.argmin(distances, axis=-1, output_type=tf.int32)
 
 
 def colours_to_ids(label_image: tf.Tensor) -> tf.Tensor:
@@ -53,9 +63,16 @@ def colours_to_ids(label_image: tf.Tensor) -> tf.Tensor:
     Returns:
         int32 [..., H, W]: 0..18 for the scored classes, 255 for void colours.
     """
-    pixels = tf.cast(label_image, tf.float32)[..., None, :]  # [..., H, W, 1, 3]
-    distances = tf.reduce_sum(tf.square(pixels - _COLOURS), axis=-1)  # [..., H, W, 29]
-    return tf.gather(_IDS, tf.argmin(distances, axis=-1, output_type=tf.int32))
+    return tf.gather(_IDS, _nearest_colour(label_image))
+
+
+def snap_to_palette(label: np.ndarray) -> np.ndarray:
+    """Replaces every pixel by the nearest Cityscapes label colour: uint8 [H, W, 3] -> uint8 [H, W, 3].
+
+    The Cityscapes pairs are JPEGs, so their label maps carry compression noise; snapped, the demo page's
+    exact-colour fill works on them. Unscored labels keep their own colours (not black), as in training.
+    """
+    return LABEL_COLOURS[_nearest_colour(label).numpy()]
 
 
 def palette_fraction(image: tf.Tensor, tolerance: float = 20.0) -> float:

@@ -1,11 +1,11 @@
 """The public pix2pix paired datasets: a registry, a checksummed download and a safe extraction.
 
-    from pix2pix_tf.datasets import fetch_dataset
+    from pix2pix_tf.data.sources import fetch_dataset
     data_dir = fetch_dataset("facades")  # ~/.keras/datasets/facades/{train,val,test}/
 
 Every archive is the Berkeley pix2pix release: one JPEG per pair, the two images side by side
 (A = LEFT half, B = RIGHT half). Pure Python at import time, so config.py can read the registry
-before TensorFlow loads.
+before TensorFlow loads; `resolve_data_dir` also draws the synthetic sets (importing TensorFlow then).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import os
 import shutil
 import tarfile
 import tempfile
+
+from ..errors import UsageError
 
 logger = logging.getLogger("pix2pix_tf")
 
@@ -95,7 +97,7 @@ def get_dataset(name: str) -> PairedDataset:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise _usage_error(f"unknown dataset {name!r}: choose one of {', '.join(REGISTRY)} (or --data-dir DIR)") from None
+        raise UsageError(f"unknown dataset {name!r}: choose one of {', '.join(REGISTRY)} (or --data-dir DIR)") from None
 
 
 def is_prepared(folder: str) -> bool:
@@ -136,7 +138,7 @@ def fetch_dataset(
 def download_archive(spec: PairedDataset, root: str, allow_unverified: bool, url: str) -> str:
     """`root/NAME.tar.gz`, fetched by keras.utils.get_file and checked against the registry hash."""
     if spec.checksum is None and not allow_unverified:
-        raise _usage_error(
+        raise UsageError(
             f"no published checksum is on record for {spec.archive_name}, so a download could not be verified: "
             f"pass --allow-unverified-download to accept it unchecked (its SHA-256 is logged so you can pin it), "
             f"or download it yourself from {spec.url}, extract it and use --data-dir"
@@ -144,9 +146,9 @@ def download_archive(spec: PairedDataset, root: str, allow_unverified: bool, url
     try:
         os.makedirs(root, exist_ok=True)
     except OSError as err:
-        raise _usage_error(f"cannot create --data-root {root}: {err.strerror}; pass a writable --data-root") from None
+        raise UsageError(f"cannot create --data-root {root}: {err.strerror}; pass a writable --data-root") from None
     if not os.access(root, os.W_OK):  # get_file would silently switch to /tmp/.keras instead
-        raise _usage_error(f"--data-root {root} is not writable; pass a writable --data-root")
+        raise UsageError(f"--data-root {root} is not writable; pass a writable --data-root")
     import keras  # late: the registry above must stay importable without TensorFlow
 
     logger.info("downloading %s (%s) from %s into %s", spec.archive_name, spec.download_size, url, root)
@@ -155,13 +157,13 @@ def download_archive(spec: PairedDataset, root: str, allow_unverified: bool, url
         keras.utils.get_file(spec.archive_name, url, cache_dir=root, cache_subdir="", file_hash=spec.checksum)
     except ValueError as err:  # hash mismatch: get_file leaves the bad file behind
         _remove(path)
-        raise _usage_error(
+        raise UsageError(
             f"{spec.archive_name} from {url} failed its checksum ({err}); the file was removed. Retry (the "
             f"download may have been cut), or fetch and check it yourself and pass the extracted folder as --data-dir"
         ) from None
     except Exception as err:  # noqa: BLE001 - get_file wraps every fetch failure in a bare Exception
         _remove(path)
-        raise _usage_error(
+        raise UsageError(
             f"could not download {url} ({err}). Offline? Put the extracted dataset (train/, val/) in a folder "
             f"and pass it as --data-dir, or place {spec.archive_name} in {root}"
         ) from None
@@ -188,26 +190,19 @@ def extract_archive(archive: str, target: str) -> None:
             with tarfile.open(archive, "r:*") as tar:
                 tar.extractall(tmp, filter="data")
         except tarfile.FilterError as err:
-            raise _usage_error(f"refusing to extract {archive}: {err} (an unsafe member); nothing was extracted") from None
+            raise UsageError(f"refusing to extract {archive}: {err} (an unsafe member); nothing was extracted") from None
         except (tarfile.TarError, OSError) as err:
-            raise _usage_error(f"cannot extract {archive}: {err}; delete it and download again") from None
+            raise UsageError(f"cannot extract {archive}: {err}; delete it and download again") from None
         # The Berkeley archives hold one top folder (facades/train/...); accept a bare train/ too.
         candidates = [tmp] + [os.path.join(tmp, d) for d in sorted(os.listdir(tmp))]
         found = next((c for c in candidates if is_prepared(c)), None)
         if found is None:
-            raise _usage_error(f"{archive} holds no train/ and val/ folders: not a pix2pix dataset archive")
+            raise UsageError(f"{archive} holds no train/ and val/ folders: not a pix2pix dataset archive")
         if os.path.exists(target):  # a half-made folder from an older layout: keep it aside, never delete data
             os.replace(target, f"{target}.old-{os.getpid()}")
         os.replace(found, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _usage_error(message: str) -> Exception:
-    # Imported late: config.py reads this module's registry for its --dataset choices.
-    from ..config import UsageError
-
-    return UsageError(message)
 
 
 def _sha256(path: str) -> str:
@@ -221,3 +216,46 @@ def _sha256(path: str) -> str:
 def _remove(path: str) -> None:
     if os.path.exists(path):
         os.remove(path)
+
+
+def synthetic_data_dir(task, output_dir: str) -> str:
+    """Where --dataset synthetic is drawn for `task` (a tasks.base.Task): inside the run's output folder."""
+    return os.path.join(output_dir, "data", task.synthetic_folder)
+
+
+def resolve_data_dir(config, task) -> str:
+    """The folder a run trains on, ready: --data-dir, a public dataset fetched once, or the synthetic set drawn now.
+
+    Args:
+        config: the run's TrainConfig.
+        task: its tasks.base.Task, which draws the synthetic examples it reads.
+
+    Raises:
+        UsageError: what `fetch_dataset` raises.
+    """
+    if config.dataset == "synthetic":
+        root = synthetic_data_dir(task, config.output_dir)
+        what = "train pairs" if task.reads_pairs else "photos"
+        logger.info("writing %d synthetic %s to %s", config.synthetic_pairs, what, root)
+        return task.write_synthetic(root, config.synthetic_pairs, size=max(config.image_size), seed=config.seed)
+    if config.dataset:  # a public pix2pix dataset: downloaded, checked and extracted once into --data-root
+        return fetch_dataset(config.dataset, config.data_root, config.allow_unverified_download)
+    return config.data_dir
+
+
+def run_data_dir(config, task, run_dir: str, fetch: bool = False) -> str:
+    """The folder a finished run trained on, for the tools that read it later (evaluate, export).
+
+    Args:
+        config: the run's TrainConfig (its config.json).
+        task: its tasks.base.Task.
+        run_dir: the run's output folder, which holds the synthetic set train.py drew.
+        fetch: download a public dataset again if its folder was deleted since.
+    """
+    if config.dataset == "synthetic":
+        return synthetic_data_dir(task, run_dir)
+    if config.dataset:
+        if fetch:
+            return fetch_dataset(config.dataset, config.data_root, config.allow_unverified_download)
+        return os.path.join(config.data_root, config.dataset)
+    return config.data_dir

@@ -7,15 +7,19 @@ import os
 import numpy as np
 import tensorflow as tf
 
-# Cityscapes palette colours of the classes drawn (label side) and a base colour for the "photo" side.
-CLASSES = {
-    "sky": ((70, 130, 180), (150, 190, 235)),
-    "building": ((70, 70, 70), (120, 105, 95)),
-    "vegetation": ((107, 142, 35), (60, 110, 40)),
-    "road": ((128, 64, 128), (90, 90, 95)),
-    "sidewalk": ((244, 35, 232), (170, 165, 155)),
-    "car": ((0, 0, 142), (30, 40, 120)),
+from .palette import CLASSES as PALETTE_CLASSES
+
+# A base colour for the "photo" side of each class drawn; the label side takes the class's Cityscapes colour.
+PHOTO_COLOURS = {
+    "sky": (150, 190, 235),
+    "building": (120, 105, 95),
+    "vegetation": (60, 110, 40),
+    "road": (90, 90, 95),
+    "sidewalk": (170, 165, 155),
+    "car": (30, 40, 120),
 }
+# name -> (label colour, photo colour)
+CLASSES = {name: (dict(PALETTE_CLASSES)[name], photo) for name, photo in PHOTO_COLOURS.items()}
 
 
 def draw_pair(rng: np.random.Generator, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -62,4 +66,14 @@ def write_synthetic_dataset(root: str, train: int = 200, val: int | None = None,
             photo, label = draw_pair(rng, size)
             data = tf.io.encode_jpeg(np.concatenate([photo, label], axis=1), quality=95)
             tf.io.write_file(os.path.join(root, split, f"{i + 1:05d}.jpg"), data)
+    return root
+
+
+def write_synthetic_photos(root: str, count: int = 200, size: int = 64, seed: int = 0) -> str:
+    """Writes `count` procedural street "photos" as JPEGs into `root` (one flat folder), for offline runs and tests."""
+    os.makedirs(root, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        photo, _ = draw_pair(rng, size)  # the photo half of a synthetic pair
+        tf.io.write_file(os.path.join(root, f"{i + 1:05d}.jpg"), tf.io.encode_jpeg(photo, quality=95))
     return root

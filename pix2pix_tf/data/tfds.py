@@ -1,13 +1,13 @@
 """A TFDS builder for the public pix2pix datasets: `tfds.load("pix2pix/cityscapes")` after importing this module.
 
     import tensorflow_datasets as tfds
-    import pix2pix_tf.tfds_pix2pix  # registers the "pix2pix" builder
+    import pix2pix_tf.data.tfds  # registers the "pix2pix" builder
     ds = tfds.load("pix2pix/facades", split="train")  # {input_image, target_image, file_name}
     # from a folder you already have (NAME/ with train/, val/, or NAME.tar.gz) instead of downloading:
     ds = tfds.load("pix2pix/cityscapes", split="val", download_and_prepare_kwargs={
         "download_config": tfds.download.DownloadConfig(manual_dir="../shared/datasets")})
 
-`input_image`/`target_image` follow the dataset's own task (`datasets.REGISTRY[name].direction`,
+`input_image`/`target_image` follow the dataset's own task (`data.sources.REGISTRY[name].direction`,
 e.g. label map -> photo for cityscapes); images are stored as PNG, so the halves are bit-exact.
 """
 
@@ -93,7 +93,7 @@ class Pix2pix(tfds.core.GeneratorBasedBuilder):
 
 
 def load_pix2pix_split(config, split: str) -> tf.data.Dataset:
-    """One split of `pix2pix/NAME` as pipeline elements for data.load_pair: dicts of encoded `a`/`b` halves (+ file_name).
+    """One split of `pix2pix/NAME` as pipeline elements for data.pairs.load_pair: dicts of encoded `a`/`b` halves (+ file_name).
 
     Images stay encoded (SkipDecoding) so the shuffle buffer holds compressed bytes; load_pair
     decodes them and applies `config.direction`, which may differ from the dataset's own task.

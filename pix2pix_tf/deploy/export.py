@@ -1,13 +1,17 @@
-"""export.py's run: every requested format written, then measured into export_report.json (size, latency, fidelity)."""
+"""The export run (export.py): every requested format written, then measured into export_report.json (size, latency, fidelity)."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import datetime
+import json
 import logging
 import os
 import platform
 import random
+import re
+import sys
 import time
 from collections.abc import Callable
 
@@ -15,31 +19,24 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..tasks.colorization import eval_example, is_colorizer, walk_photos
-from ..config import TrainConfig, UsageError, option
-from ..data.pairs import list_images, load_pair, to_channels, to_float
-from .savedmodel import (
-    DEFAULT_FORMATS,
-    FORMATS,
-    TFLITE_MODES,
-    TFLiteUnsupportedError,
-    convert_tflite_modes,
-    export_metadata,
-    export_saved_model,
-    is_safe_model_name,
-    load_generator,
-    model_size,
-    tflite_name,
-)
+from ..config import add_config_flags, config_from_args, option, prog_name
+from ..data.sources import run_data_dir
+from ..errors import UsageError
 from ..extras import import_extra
 from ..files import atomic_path, write_json
-from ..inference import MAX_PIXELS, RESIZE_MODES, TEST_MODES, inference_generator
+from ..inference import MAX_PIXELS, RESIZE_MODES, TEST_MODES, inference_generator, model_size
+from ..logs import setup_logging
+from ..run import Restored, load_generator
+from ..tasks import Task, task_for
 from .litert import LiteRTGenerator
 from .onnx import ONNX_FILE, OnnxGenerator, convert_onnx, require_onnx
-from ..train.loop import synthetic_data_dir
+from .savedmodel import export_metadata, export_saved_model
+from .tflite import TFLITE_MODES, TFLiteUnsupportedError, convert_tflite_modes, tflite_name
 
 logger = logging.getLogger("pix2pix_tf")
 
+DEFAULT_FORMATS = ("savedmodel", *TFLITE_MODES)
+FORMATS = (*DEFAULT_FORMATS, "onnx")  # onnx is opt-in: it needs the [onnx] extra (tf2onnx, onnxruntime)
 PEAK = 2.0  # the generator's output range [-1, 1]: PSNR here equals PSNR of the uint8 images
 
 
@@ -47,7 +44,7 @@ PEAK = 2.0  # the generator's output range [-1, 1]: PSNR here equals PSNR of the
 class ExportConfig:
     """What export.py writes and from which model; its flags are generated from these fields."""
 
-    checkpoint_dir: str = option("outputs/checkpoints", "checkpoints/ of a train.py run (config.json is read from its parent)")
+    checkpoint_dir: str = option("outputs/checkpoints", "a train.py --output-dir (holding config.json and checkpoints/), or its checkpoints/")
     keras_file: str = option("", "a .keras generator file instead of --checkpoint-dir (loaded with safe_mode)")
     export_dir: str = option("exports", "base folder: the SavedModel goes to EXPORT_DIR/MODEL_NAME/VERSION, TFLite next to it")
     model_name: str = option("pix2pix", "TF Serving model name (folder under --export-dir)")
@@ -88,35 +85,6 @@ class ExportConfig:
     @property
     def format_list(self) -> list[str]:
         return [f.strip() for f in self.formats.split(",") if f.strip()]
-
-
-def load_inputs(
-    split_dir: str, direction: str, image_size: tuple[int, int], count: int, channels: int = 3, colorizer: bool = False
-) -> np.ndarray:
-    """The first `count` input images of a split folder, as float32 [-1, 1] at `image_size`.
-
-    `split_dir` is DATA/train or DATA/val, in any layout data.list_images reads (side-by-side
-    files, or the A/ B/ layout: DATA/A/train + DATA/B/train, or DATA/train/A + DATA/train/B).
-
-    With `channels` 1 the inputs are gray; for a `colorizer` `split_dir` is any folder of photos and
-    the inputs are their L channels.
-
-    Raises:
-        UsageError: the folder is missing or holds no images.
-    """
-    if colorizer:
-        photos = walk_photos(split_dir)
-        if not photos:
-            raise UsageError(f"no photos found under {split_dir}: pass --eval-dir / --calibration-dir with JPEG/PNG photos")
-        return np.stack([eval_example(tf.constant(path), image_size)[0].numpy() for path in photos[:count]])
-    split_dir = os.path.abspath(split_dir)
-    parent, split = os.path.dirname(split_dir), os.path.basename(split_dir)
-    files = list_images(parent, split)
-    inputs = [
-        tf.image.resize(to_float(to_channels(load_pair(tf.constant(path), direction)[0], channels)), image_size).numpy()
-        for path in files[:count]
-    ]
-    return np.stack(inputs).astype(np.float32)
 
 
 def max_abs_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -191,17 +159,12 @@ def environment() -> dict:
     }
 
 
-def _default_split_dir(run: TrainConfig | None, checkpoint_dir: str, split: str) -> str:
+def _default_split_dir(run: Restored, task: Task, split: str) -> str:
     """The run's own data split: the synthetic set train.py drew into the run folder, a fetched
     public dataset under --data-root, or --data-dir; "" when unknown (a .keras file, a TFDS source)."""
-    if run is None or run.data_source == "tfds":
+    if run.config is None or run.config.data_source == "tfds":
         return ""
-    if run.task == "colorization":  # a photo folder; its train/ or val/ when it has them (any photos do here)
-        root = synthetic_data_dir(run, os.path.dirname(os.path.abspath(checkpoint_dir))) if run.dataset else run.data_dir
-        return os.path.join(root, split) if os.path.isdir(os.path.join(root, split)) else root
-    if run.dataset == "synthetic":
-        return os.path.join(synthetic_data_dir(run, os.path.dirname(os.path.abspath(checkpoint_dir))), split)
-    return os.path.join(os.path.join(run.data_root, run.dataset) if run.dataset else run.data_dir, split)
+    return task.split_folder(run_data_dir(run.config, task, run.run_dir), split)
 
 
 def run_export(config: ExportConfig) -> dict:
@@ -217,14 +180,14 @@ def run_export(config: ExportConfig) -> dict:
     if set(config.format_list) & set(TFLITE_MODES):
         # Each .tflite file is measured on LiteRT: say it is missing before minutes of conversion, not after.
         import_extra("ai_edge_litert.interpreter", "measuring the TFLite formats", "pass --formats savedmodel")
-    generator, run = load_generator(config.checkpoint_dir, config.keras_file)
-    size = model_size(generator)
-    direction = config.direction or (run.direction if run else "BtoA")
-    eval_dir = config.eval_dir or _default_split_dir(run, config.checkpoint_dir, "val")
+    run = load_generator(config.checkpoint_dir, config.keras_file)
+    generator, size = run.generator, model_size(run.generator)
+    task = task_for(generator, run.config)
+    direction = config.direction or (run.config.direction if run.config else "BtoA")
+    eval_dir = config.eval_dir or _default_split_dir(run, task, "val")
     if not eval_dir:
         raise UsageError("no held-out images for the fidelity figures: pass --eval-dir (a folder of pair images)")
-    channels, colorizer = generator.input_shape[-1], is_colorizer(generator)
-    inputs = load_inputs(eval_dir, direction, size, config.eval_count, channels, colorizer)
+    inputs = task.read_inputs(eval_dir, direction, size, config.eval_count)
     model_dir = os.path.join(config.export_dir, config.model_name)
     formats = config.format_list
     tflite_modes = [mode for mode in TFLITE_MODES if mode in formats]
@@ -236,10 +199,10 @@ def run_export(config: ExportConfig) -> dict:
         raise UsageError(f"{existing[0]} already exists: pass --overwrite to replace it")
     calibration = None
     if "int8_full" in tflite_modes:
-        calibration_dir = config.calibration_dir or _default_split_dir(run, config.checkpoint_dir, "train")
+        calibration_dir = config.calibration_dir or _default_split_dir(run, task, "train")
         if not calibration_dir:
             raise UsageError("int8_full needs calibration images: pass --calibration-dir (a folder of pair images)")
-        calibration = load_inputs(calibration_dir, direction, size, config.calibration_count, channels, colorizer)
+        calibration = task.read_inputs(calibration_dir, direction, size, config.calibration_count)
     runners, failed = {}, {}
     # Paper mode: the SavedModel and the reference twin share one dropout seed, so their masks agree.
     seed = random.SystemRandom().randrange(2**31) if config.test_mode == "paper" else None
@@ -274,10 +237,52 @@ def run_export(config: ExportConfig) -> dict:
     reference = inference_generator(generator, config.test_mode, any_size=False, seed=seed)
     metadata = export_metadata(generator, config.test_mode, config.resize_mode, config.max_pixels)
     report = {
-        "model": {**metadata, "source": config.keras_file or tf.train.latest_checkpoint(config.checkpoint_dir)},
+        "model": {**metadata, "source": run.checkpoint},
         "eval": {"dir": eval_dir, "images": len(inputs), "calibration_images": 0 if calibration is None else len(calibration)},
         "formats": {**measure(runners, reference, inputs, config.latency_runs), **failed},
         "environment": environment(),
     }
     write_json(os.path.join(model_dir, "export_report.json"), report)
     return report
+
+
+def is_safe_model_name(name: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9_.-]+", name)) and name not in (".", "..")
+
+
+CLI_DESCRIPTION = """Export a trained pix2pix generator: SavedModel (TF Serving layout), TFLite fp32/fp16/int8, export_report.json.
+
+    python export.py                                            # latest checkpoint of outputs/, into exports/pix2pix/
+    python export.py --checkpoint-dir runs/city/checkpoints --export-dir exports --model-name city
+    python export.py --keras-file generator.keras --eval-dir DATA/val --calibration-dir DATA/train
+    python export.py --formats savedmodel,fp32 --version 3 --overwrite
+    python export.py --formats savedmodel,onnx                  # ONNX needs: pip install 'pix2pix_tf[onnx]'
+    python export.py --test-mode paper --model-name pix2pix-paper --formats savedmodel   # dropout on, per-image BN
+    python export.py --resize-mode squash                       # signatures translate at the training size
+
+`pix2pix-export` (installed with the package) and `python -m pix2pix_tf.export` take the same flags.
+Writes EXPORT_DIR/MODEL_NAME/VERSION/ (SavedModel: serving_default, translate_encoded, translate_float),
+EXPORT_DIR/MODEL_NAME/generator_{fp32,fp16,int8,int8_full}.tflite, EXPORT_DIR/MODEL_NAME/generator.onnx (when asked)
+and EXPORT_DIR/MODEL_NAME/export_report.json.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The export command: `pix2pix-export`, `python -m pix2pix_tf.export` or `python export.py`."""
+    parser = argparse.ArgumentParser(
+        prog=prog_name("pix2pix_tf.export"), description=CLI_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_config_flags(parser, ExportConfig)
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args, ExportConfig)
+        setup_logging("")
+        report = run_export(config)
+    except UsageError as err:
+        parser.error(str(err))  # one line, exit code 2
+    print(json.dumps(report["formats"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,20 +6,23 @@ import dataclasses
 import logging
 import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from ..config import TrainConfig, UsageError, option, read_run_config
+from ..config import option
 from ..data.pairs import load_pair, make_eval_dataset, to_uint8
+from ..data.palette import NUM_CLASSES, ids_to_colours, palette_fraction
+from ..data.sources import run_data_dir
+from ..errors import UsageError
 from ..files import write_json
 from ..inference import TEST_MODES, inference_generator
+from ..logs import setup_logging
+from ..precision import resolve_precision
+from ..run import Restored, restore_generator
+from ..tasks import make_task
 from .metrics import IMAGE_METRIC_NAMES, SEGMENTATION_METRIC_NAMES, confusion_matrix, image_metrics, segmentation_scores
-from ..data.palette import NUM_CLASSES, ids_to_colours, palette_fraction
 from .report import write_report
 from .segmenter import Segmenter, label_ids, load_segmenter, predict_ids
-from ..tasks.base import make_task
-from ..train.loop import build_pix2pix, make_checkpoint, resolve_data_dir, setup_logging, synthetic_data_dir
 
 logger = logging.getLogger("pix2pix_tf")
 
@@ -45,52 +48,9 @@ class EvalConfig:
             raise UsageError(f"--test-mode {self.test_mode!r}: choose one of {', '.join(TEST_MODES)}")
 
 
-@dataclasses.dataclass
-class Restored:
-    """A generator restored from a run, with what is needed to feed and describe it."""
-
-    generator: keras.Model
-    config: TrainConfig  # the run's config.json
-    run_dir: str
-    checkpoint: str
-    epoch: int
-
-
-def restore_generator(checkpoint_dir: str) -> Restored:
-    """Rebuilds the run's generator from its config.json and loads the latest checkpoint's weights.
-
-    Raises:
-        UsageError: no config.json or checkpoint there, or the checkpoint does not fit the config.
-    """
-    run_dir = checkpoint_dir
-    if os.path.basename(os.path.normpath(checkpoint_dir)) == "checkpoints":
-        run_dir = os.path.dirname(os.path.normpath(checkpoint_dir))
-    config_path = os.path.join(run_dir, "config.json")
-    if not os.path.isfile(config_path):
-        raise UsageError(f"{config_path} not found: --checkpoint-dir must be a train.py --output-dir "
-                         "(it holds config.json and checkpoints/)")
-    config = read_run_config(config_path)
-    latest = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
-    if latest is None:
-        raise UsageError(f"no checkpoint in {os.path.join(run_dir, 'checkpoints')}: train first (train.py --output-dir {run_dir})")
-    model = build_pix2pix(config)
-    checkpoint = make_checkpoint(model)
-    try:
-        checkpoint.restore(latest).expect_partial().assert_existing_objects_matched()
-    except (AssertionError, ValueError) as err:
-        raise UsageError(f"{latest} does not match the networks of {config_path}: {str(err).splitlines()[0]}") from err
-    return Restored(model.generator, config, run_dir, latest, int(checkpoint.epoch))
-
-
 def _data_dir(config: EvalConfig, run: Restored) -> str:
-    """--data-dir, else the folder the run trained on."""
-    if config.data_dir:
-        return config.data_dir
-    if run.config.dataset == "synthetic":  # train.py drew it into its output dir
-        return synthetic_data_dir(run.config, run.run_dir)
-    if run.config.dataset:  # a public dataset: its cached folder (fetched again only if it was deleted)
-        return resolve_data_dir(run.config)
-    return run.config.data_dir
+    """--data-dir, else the folder the run trained on (a public dataset is fetched again if it was deleted)."""
+    return config.data_dir or run_data_dir(run.config, make_task(run.config), run.run_dir, fetch=True)
 
 
 def _label_dataset(files: list[str], run: Restored, size: tuple[int, int], batch_size: int) -> tf.data.Dataset:
@@ -164,7 +124,8 @@ def evaluate(config: EvalConfig) -> dict:
         `fcn_score` = {generated, real, ratio} of `pixel_acc, class_acc, class_iou`.
     """
     setup_logging("")
-    run = restore_generator(config.checkpoint_dir)
+    # G computes as it did in training on this machine (--precision auto resolved), so the scores match its validation.
+    run = restore_generator(config.checkpoint_dir, precision=resolve_precision)
     data_dir = _data_dir(config, run)
     task = make_task(run.config)
     files = task.list_files(data_dir, config.split)[: config.max_images or None]

@@ -23,13 +23,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..config import UsageError, option, add_config_flags, auto_generator_depth, config_from_args, parse_image_size
-from ..data.pairs import AUTOTUNE, list_images, load_pair, to_float
-from ..files import write_json
-from .metrics import confusion_matrix, segmentation_scores
+from ..config import add_config_flags, auto_generator_depth, config_from_args, option, parse_image_size
 from ..core.networks import build_generator
+from ..data.pairs import AUTOTUNE, list_images, load_pair, to_float
 from ..data.palette import CLASS_NAMES, IGNORE, NUM_CLASSES, colours_to_ids
-from ..train.loop import load_history, setup_logging
+from ..errors import UsageError
+from ..files import write_json
+from ..logs import setup_logging
+from ..run import read_history
+from .metrics import confusion_matrix, segmentation_scores
 
 logger = logging.getLogger("pix2pix_tf")
 MODEL_FILE = "segmenter.keras"
@@ -210,7 +212,7 @@ def train(config: SegmenterConfig) -> dict[str, float]:
     _check_same_network(config, model_path)
     os.makedirs(config.output_dir, exist_ok=True)
     write_json(os.path.join(config.output_dir, "config.json"), dataclasses.asdict(config))
-    done = load_history(history_path, config.epochs)
+    done = read_history(history_path, config.epochs)
     if os.path.isfile(model_path) and done:
         # A finished run asked for more epochs: go on from the saved model (the .keras file keeps the optimizer).
         model, initial_epoch = keras.models.load_model(model_path, safe_mode=True), done[-1]["epoch"]
@@ -236,7 +238,7 @@ def train(config: SegmenterConfig) -> dict[str, float]:
     )
     model.save(model_path)
     # A resumed or continued fit() reports only its own epochs: keep the earlier rows.
-    rows = load_history(history_path, history.epoch[0] if history.epoch else config.epochs)
+    rows = read_history(history_path, history.epoch[0] if history.epoch else config.epochs)
     rows += [{"epoch": e + 1, **{k: float(v[i]) for k, v in history.history.items()}} for i, e in enumerate(history.epoch)]
     write_json(history_path, rows)
     scores = score(Segmenter.from_keras(model, model_path), make_dataset(val_files, config, training=False))

@@ -1,64 +1,71 @@
-"""Tasks: what a run reads and feeds the networks, and how its tensors become RGB pictures."""
+"""The Task protocol: everything that differs between tasks, from the files a run reads to the served signatures.
+
+The trainer, the sample grids, the image metrics, the export and predict call these hooks instead of
+asking which task runs; tasks/__init__.py is the one place that picks a task (from a config, or from a
+generator's channel counts when there is no config).
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-from typing import Callable
+from collections.abc import Callable
+from typing import Protocol
 
+import numpy as np
 import tensorflow as tf
 
-from . import colorization
-from ..config import TrainConfig
-from ..data.pairs import list_images
 
-
-def paired_to_rgb(x: tf.Tensor, y: tf.Tensor | None = None) -> tf.Tensor:
-    """The input x (or an output/target y) in [-1, 1] as RGB: 3 channels as they are, 1 channel as gray."""
-    image = x if y is None else y
-    return tf.image.grayscale_to_rgb(image) if image.shape[-1] == 1 else image
-
-
-def colorization_to_rgb(x: tf.Tensor, y: tf.Tensor | None = None) -> tf.Tensor:
-    """L (x) with ab (y) as RGB in [-1, 1]; without y, the L channel alone (a = b = 0: gray)."""
-    ab = tf.zeros_like(tf.concat([x, x], axis=-1)) if y is None else y
-    return colorization.model_to_rgb(x, ab)
-
-
-@dataclasses.dataclass(frozen=True)
-class Task:
-    """One task's hooks; the trainer, samples, metrics and export call these instead of asking which task runs.
+class Task(Protocol):
+    """One task's hooks. Implementations: tasks.paired.PairedTask, tasks.colorization.ColorizationTask.
 
     Attributes:
         name: "paired" or "colorization".
         input_channels: channels of x (the generator's input).
         output_channels: channels of y and G(x).
-        list_files: (data_dir, split) -> the files of that split.
-        train_example: (path, seed) -> jittered (x, y) in [-1, 1]; None = data.py's pair pipeline.
-        eval_example: (path) -> resized (x, y) in [-1, 1]; None = data.py's pair pipeline.
-        to_rgb: (x, y=None) -> RGB [N, H, W, 3] in [-1, 1] of y given x, or of x alone: what sample
-            grids show and image metrics measure.
+        reads_pairs: its files are side-by-side pairs (checked for their aspect ratio), not single photos.
+        synthetic_folder: the folder under OUTPUT_DIR/data/ that --dataset synthetic is drawn into.
+        train_example: (path, seed) -> jittered (x, y) in [-1, 1]; None = data.pairs' pair pipeline.
+        eval_example: (path) -> resized (x, y) in [-1, 1]; None = data.pairs' pair pipeline.
     """
 
     name: str
     input_channels: int
     output_channels: int
-    list_files: Callable[[str, str], list[str]]
+    reads_pairs: bool
+    synthetic_folder: str
     train_example: Callable | None
     eval_example: Callable | None
-    to_rgb: Callable[..., tf.Tensor]
 
+    def list_files(self, data_dir: str, split: str) -> list:
+        """The files of `split` ("train", "val", ...) under `data_dir`."""
 
-def make_task(config: TrainConfig) -> Task:
-    """The Task a config asks for (--task, --input-channels, --output-channels)."""
-    channels = (config.resolved_input_channels, config.resolved_output_channels)
-    if config.task == "colorization":
-        return Task(
-            "colorization",
-            *channels,
-            list_files=lambda data_dir, split: colorization.list_photos(data_dir, split, config.val_fraction),
-            train_example=functools.partial(colorization.train_example, image_size=config.image_size),
-            eval_example=functools.partial(colorization.eval_example, image_size=config.image_size),
-            to_rgb=colorization_to_rgb,
-        )
-    return Task("paired", *channels, list_files=list_images, train_example=None, eval_example=None, to_rgb=paired_to_rgb)
+    def write_synthetic(self, root: str, count: int, size: int, seed: int) -> str:
+        """Draws `count` offline examples into `root` (in the layout `list_files` reads); returns `root`."""
+
+    def split_folder(self, data_dir: str, split: str) -> str:
+        """The folder holding `split` of `data_dir`, as export's --eval-dir / --calibration-dir take it."""
+
+    def read_inputs(self, folder: str, direction: str, size: tuple[int, int], count: int) -> np.ndarray:
+        """The first `count` generator inputs of a split folder: float32 [N, H, W, Cin] in [-1, 1] at `size`."""
+
+    def to_rgb(self, x: tf.Tensor, y: tf.Tensor | None = None) -> tf.Tensor:
+        """RGB [N, H, W, 3] in [-1, 1] of y given x, or of x alone: what sample grids show and image metrics measure."""
+
+    def translate(
+        self, run: Callable, images: tf.Tensor, size: tuple[int, int], resize_mode: str, multiple: int, max_pixels: int
+    ) -> tf.Tensor:
+        """uint8 images [N, h, w, C] (C = 1..4, any size) -> uint8 outputs [N, h, w, C'] through the network `run`.
+
+        Args:
+            run: the network, float [N, H, W, Cin] in [-1, 1] -> [N, H, W, Cout] (Keras, a SavedModel or a LiteRT runner).
+            images: what a user sends.
+            size: the training size (H, W), at which "squash" runs the network.
+            resize_mode: "squash" (at `size`, resized back) or "own" (at the image's size, reflect-padded to `multiple`).
+            multiple: 2^depth of the network, for "own".
+            max_pixels: "own" refuses images whose padded pixel count is larger.
+        """
+
+    def serving_functions(
+        self, net: Callable, size: tuple[int, int], resize_mode: str, max_pixels: int
+    ) -> dict[str, tuple[Callable, list[tf.TensorSpec]]]:
+        """The SavedModel's endpoints, name -> (function, input signature): serving_default (uint8 images),
+        translate_encoded (PNG/JPEG bytes -> PNG bytes) and translate_float (the network on float inputs)."""

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
-from typing import Callable
+from collections.abc import Callable
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from ..config import UsageError
-from ..data.pairs import IMAGE_EXTENSIONS, jitter_stack, to_float, to_uint8
+from ..data.pairs import IMAGE_EXTENSIONS, as_rgb, jitter_stack, to_float, to_uint8
+from ..data.synthetic import write_synthetic_photos
+from ..errors import UsageError
 from ..inference import MAX_PIXELS, size_multiple, translate_own_size
-from ..data.synthetic import draw_pair
 
 # sRGB (IEC 61966-2-1) primaries -> CIE XYZ, and the D65 white point (2 degree observer).
 _RGB_TO_XYZ = np.array(
@@ -68,15 +69,6 @@ def model_to_rgb(lightness: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
     return lab_to_rgb(lab) * 2.0 - 1.0
 
 
-def as_rgb(images: tf.Tensor) -> tf.Tensor:
-    """uint8 [..., C]: gray (1), gray + alpha (2), RGB (3) or RGBA (4) -> RGB [..., 3]; alpha is dropped.
-
-    Works on a channel count known only at run time (a serving signature accepting any image).
-    """
-    index = tf.where(tf.shape(images)[-1] < 3, tf.zeros(3, tf.int32), tf.range(3))
-    return tf.gather(images, index, axis=-1)
-
-
 def colorize(
     images: tf.Tensor,
     predict_ab: Callable,
@@ -106,52 +98,6 @@ def colorize(
         ab = predict_ab(tf.image.resize(lightness, size, antialias=True))  # [N, H, W, 2]
         ab = tf.image.resize(ab, tf.shape(images)[1:3])  # [N, h, w, 2]
     return to_uint8(model_to_rgb(lightness, ab))
-
-
-def serving_functions(
-    net: keras.Model, size: tuple[int, int], resize_mode: str = "own", max_pixels: int = MAX_PIXELS
-) -> dict:
-    """A colorizer's SavedModel endpoints, name -> (function, input signature), same names and keys as export.py's.
-
-    serving_default: uint8 images [N, h, w, C] (C = 1, 2, 3 or 4; any size) -> {"images": colorized uint8 RGB}.
-    translate_encoded: PNG/JPEG bytes [N] -> {"image_bytes": colorized PNGs}, each at its own size.
-    translate_float: the network itself, as in TFLite: L [N, H, W, 1] -> {"images": ab [N, H, W, 2]}, both [-1, 1].
-
-    Args:
-        net: the generator for inference (inference.inference_generator: any size, the chosen test mode).
-        size: the training size (H, W): "squash" runs the network there, translate_float takes it.
-        resize_mode: "own" or "squash", as in colorize.
-        max_pixels: the own-size cap.
-    """
-    multiple = size_multiple(net)
-
-    def predict_ab(lightness):
-        return net(lightness, training=False)
-
-    def translate_images(images):
-        images = tf.ensure_shape(images, (None, None, None, None))  # a wrong rank must not reach the convs
-        return {"images": colorize(images, predict_ab, size, resize_mode, multiple, max_pixels)}
-
-    def translate_encoded(image_bytes):
-        def one(data):  # images differ in size, so one at a time
-            image = tf.io.decode_image(data, channels=3, expand_animations=False)
-            return tf.io.encode_png(colorize(image[tf.newaxis], predict_ab, size, resize_mode, multiple, max_pixels)[0])
-
-        return {"image_bytes": tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec((), tf.string))}
-
-    def translate_float(images):
-        return {"images": predict_ab(tf.ensure_shape(images, (None, *size, 1)))}
-
-    return {
-        "serving_default": (translate_images, [tf.TensorSpec((None, None, None, None), tf.uint8, name="images")]),
-        "translate_encoded": (translate_encoded, [tf.TensorSpec((None,), tf.string, name="image_bytes")]),
-        "translate_float": (translate_float, [tf.TensorSpec((None, *size, 1), tf.float32, name="images")]),
-    }
-
-
-def is_colorizer(generator: keras.Model) -> bool:
-    """A 1 -> 2 channel generator is an L -> ab colorizer (paired images are read with 1 or 3 channels)."""
-    return generator.input_shape[-1] == 1 and generator.output_shape[-1] == 2
 
 
 def decode_photo(path: tf.Tensor) -> tf.Tensor:
@@ -207,11 +153,96 @@ def list_photos(data_dir: str, split: str, val_fraction: float) -> list[str]:
     return [pool[i] for i in sorted(chosen)]
 
 
-def write_synthetic_photos(root: str, count: int = 200, size: int = 64, seed: int = 0) -> str:
-    """Writes `count` procedural street "photos" as JPEGs into `root` (one flat folder), for offline runs and tests."""
-    os.makedirs(root, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        photo, _ = draw_pair(rng, size)  # the photo half of a synthetic pair
-        tf.io.write_file(os.path.join(root, f"{i + 1:05d}.jpg"), tf.io.encode_jpeg(photo, quality=95))
-    return root
+def colorization_to_rgb(x: tf.Tensor, y: tf.Tensor | None = None) -> tf.Tensor:
+    """L (x) with ab (y) as RGB in [-1, 1]; without y, the L channel alone (a = b = 0: gray)."""
+    ab = tf.zeros_like(tf.concat([x, x], axis=-1)) if y is None else y
+    return model_to_rgb(x, ab)
+
+
+@dataclasses.dataclass(frozen=True)
+class ColorizationTask:
+    """Any folder of photos, CIE L -> ab. `image_size` and `val_fraction` matter for reading training data only."""
+
+    image_size: tuple[int, int] = (256, 256)
+    val_fraction: float = 0.1
+    name: str = "colorization"
+    input_channels: int = 1
+    output_channels: int = 2
+    reads_pairs: bool = False
+    synthetic_folder: str = "synthetic_photos"
+
+    @property
+    def train_example(self) -> Callable:
+        return functools.partial(train_example, image_size=self.image_size)
+
+    @property
+    def eval_example(self) -> Callable:
+        return functools.partial(eval_example, image_size=self.image_size)
+
+    def list_files(self, data_dir: str, split: str) -> list[str]:
+        return list_photos(data_dir, split, self.val_fraction)
+
+    def write_synthetic(self, root: str, count: int, size: int, seed: int) -> str:
+        return write_synthetic_photos(root, count, size=size, seed=seed)
+
+    def split_folder(self, data_dir: str, split: str) -> str:
+        """A photo folder's train/ or val/ when it has them, else the folder itself (any photos do)."""
+        return os.path.join(data_dir, split) if os.path.isdir(os.path.join(data_dir, split)) else data_dir
+
+    def read_inputs(self, folder: str, direction: str, size: tuple[int, int], count: int) -> np.ndarray:
+        """The L channels of the first `count` photos under `folder` (`direction` does not apply to photos).
+
+        Raises:
+            UsageError: no photos there.
+        """
+        photos = walk_photos(folder)
+        if not photos:
+            raise UsageError(f"no photos found under {folder}: pass --eval-dir / --calibration-dir with JPEG/PNG photos")
+        return np.stack([eval_example(tf.constant(path), size)[0].numpy() for path in photos[:count]])
+
+    def to_rgb(self, x: tf.Tensor, y: tf.Tensor | None = None) -> tf.Tensor:
+        return colorization_to_rgb(x, y)
+
+    def translate(self, run: Callable, images: tf.Tensor, size: tuple[int, int], resize_mode: str = "squash",
+                  multiple: int = 1, max_pixels: int = MAX_PIXELS) -> tf.Tensor:
+        return colorize(images, run, size, resize_mode, multiple, max_pixels)
+
+    def serving_functions(
+        self, net: Callable, size: tuple[int, int], resize_mode: str = "own", max_pixels: int = MAX_PIXELS
+    ) -> dict:
+        """A colorizer's SavedModel endpoints, name -> (function, input signature), same names and keys as the paired task's.
+
+        serving_default: uint8 images [N, h, w, C] (C = 1, 2, 3 or 4; any size) -> {"images": colorized uint8 RGB}.
+        translate_encoded: PNG/JPEG bytes [N] -> {"image_bytes": colorized PNGs}, each at its own size.
+        translate_float: the network itself, as in TFLite: L [N, H, W, 1] -> {"images": ab [N, H, W, 2]}, both [-1, 1].
+
+        Args:
+            net: the generator for inference (inference.inference_generator: any size, the chosen test mode).
+            size: the training size (H, W): "squash" runs the network there, translate_float takes it.
+            resize_mode: "own" or "squash", as in colorize.
+            max_pixels: the own-size cap.
+        """
+        multiple = size_multiple(net)
+
+        def predict_ab(lightness):
+            return net(lightness, training=False)
+
+        def translate_images(images):
+            images = tf.ensure_shape(images, (None, None, None, None))  # a wrong rank must not reach the convs
+            return {"images": colorize(images, predict_ab, size, resize_mode, multiple, max_pixels)}
+
+        def translate_encoded(image_bytes):
+            def one(data):  # images differ in size, so one at a time
+                image = tf.io.decode_image(data, channels=3, expand_animations=False)
+                return tf.io.encode_png(colorize(image[tf.newaxis], predict_ab, size, resize_mode, multiple, max_pixels)[0])
+
+            return {"image_bytes": tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec((), tf.string))}
+
+        def translate_float(images):
+            return {"images": predict_ab(tf.ensure_shape(images, (None, *size, 1)))}
+
+        return {
+            "serving_default": (translate_images, [tf.TensorSpec((None, None, None, None), tf.uint8, name="images")]),
+            "translate_encoded": (translate_encoded, [tf.TensorSpec((None,), tf.string, name="image_bytes")]),
+            "translate_float": (translate_float, [tf.TensorSpec((None, *size, 1), tf.float32, name="images")]),
+        }

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         parser.error(str(err))  # one line, exit code 2
     # TensorFlow loads only once the flags are known to be good.
-    from pix2pix_tf.train.checkpointing import Interrupted, NonFiniteLoss
+    from pix2pix_tf.train.guards import Interrupted, NonFiniteLoss
     from pix2pix_tf.train.loop import train
 
     try:

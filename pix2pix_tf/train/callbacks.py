@@ -12,8 +12,8 @@ import tensorflow as tf
 
 from ..data.pairs import to_uint8
 from ..files import write_json
+from ..tasks.paired import paired_to_rgb
 from .plots import plot_image_metrics, plot_losses, save_sample_grid
-from ..tasks.base import paired_to_rgb
 
 
 class Throughput(keras.callbacks.Callback):
@@ -86,7 +86,7 @@ class HistoryWriter(keras.callbacks.Callback):
 class SampleGrid(keras.callbacks.Callback):
     """Translates a fixed set of val inputs each epoch into samples/epoch_NNN.png and TensorBoard.
 
-    `to_rgb(x, y=None)` is the task's display hook (tasks.Task.to_rgb): it turns the input, and
+    `to_rgb(x, y=None)` is the task's display hook (tasks.base.Task.to_rgb): it turns the input, and
     any output given the input, into RGB in [-1, 1] (for colorization: L with ab -> RGB).
     """
 

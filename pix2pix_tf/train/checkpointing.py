@@ -1,38 +1,46 @@
-"""Never lose a run: step-level checkpoints, SIGTERM/SIGINT handling, mid-epoch resume and a NaN/Inf guard."""
+"""Checkpoints and resume: what a checkpoint holds, who writes it, when it is saved, and how a run picks up again.
+
+The object names of `make_checkpoint` (generator, discriminator, g_optimizer, ...) are the file format:
+pix2pix_tf/run.py reads the generator back by the same name.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
-import signal
-import threading
+import os
+import shutil
+import time
 from collections.abc import Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from ..core.losses import METRIC_NAMES
+from ..config import TrainConfig
+from ..core.model import Pix2Pix
+from ..errors import UsageError
+from ..run import CONFIG_FILE, RUN_OUTPUTS, read_run_config
+from .guards import Interrupted, NonFiniteLoss, StopSignals
+from .optimizers import unwrap_optimizer
+from .runtime import is_chief, task
 
 logger = logging.getLogger("pix2pix_tf")
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-
-class Interrupted(Exception):
-    """A stop signal arrived; a checkpoint of the current step was saved before this was raised."""
-
-    def __init__(self, signum: int, step: int, path: str):
-        self.signum, self.step, self.path = signum, step, path
-        super().__init__(
-            f"stopped by {signal.Signals(signum).name} at step {step}: checkpoint saved to {path}; "
-            "re-run the same command to resume"
-        )
-
-
-class NonFiniteLoss(RuntimeError):
-    """A loss or a weight became NaN/Inf; nothing was saved after the last good checkpoint."""
+def make_checkpoint(model: Pix2Pix) -> tf.train.Checkpoint:
+    """Everything a resumed run needs: both nets, both optimizers' slots and step counters, the epoch."""
+    return tf.train.Checkpoint(
+        generator=model.generator,
+        discriminator=model.discriminator,
+        g_optimizer=unwrap_optimizer(model.g_optimizer),
+        d_optimizer=unwrap_optimizer(model.d_optimizer),
+        epoch=tf.Variable(0, dtype=tf.int64, name="epoch"),  # completed epochs
+        step=tf.Variable(0, dtype=tf.int64, name="step"),  # train steps run (batches consumed)
+        epoch_step=tf.Variable(0, dtype=tf.int64, name="epoch_step"),  # steps done in the epoch after them
+        rng=rng_state_variables(model.generator, model.discriminator),  # dropout streams
+        metrics=metric_variables(model),  # running epoch means, for a mid-epoch resume
+    )
 
 
 def rng_state_variables(*models: keras.Model) -> list[keras.Variable]:
@@ -74,65 +82,6 @@ def plan_segments(completed_epochs: int, epoch_step: int, global_step: int, step
     if completed_epochs < epochs:
         segments.append(Segment(completed_epochs, epochs, steps, start))
     return segments
-
-
-class StopSignals:
-    """Context manager: SIGTERM/SIGINT set `received` instead of killing the process mid-write.
-
-    The training loop checks it after each step. A second SIGINT (Ctrl-C twice) aborts at once.
-    """
-
-    def __init__(self):
-        self.received: int | None = None
-        self._previous: dict[int, object] = {}
-
-    def _handle(self, signum, frame):
-        self.received = signum
-        logger.warning(
-            "%s received: saving a checkpoint after this step, then stopping (Ctrl-C again aborts without saving)",
-            signal.Signals(signum).name,
-        )
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    def __enter__(self) -> StopSignals:
-        if threading.current_thread() is not threading.main_thread():
-            return self  # Python delivers signals to the main thread only; there is nothing to catch
-        for signum in STOP_SIGNALS:
-            self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-
-class FiniteGuard(keras.callbacks.Callback):
-    """Stops training with NonFiniteLoss as soon as a train or val loss is NaN/Inf.
-
-    Placed first in the callback list, it raises before history.json, the plots or a checkpoint
-    can record the step. keras.callbacks.TerminateOnNaN does not fit: it watches only `loss`, and
-    its `stop_training` still runs fit()'s end-of-epoch callbacks, which would checkpoint the bad
-    weights as a finished epoch.
-    """
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._check(logs, f"train step {batch + 1} of epoch {self._epoch + 1}", prefix="")
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._check(logs, f"epoch {epoch + 1}", prefix="")
-        self._check(logs, f"validation after epoch {epoch + 1}", prefix="val_")
-
-    def _check(self, logs, where: str, prefix: str) -> None:
-        values = {prefix + k: (logs or {}).get(prefix + k) for k in METRIC_NAMES}
-        bad = [k for k, v in values.items() if v is not None and not math.isfinite(float(v))]
-        if bad:
-            raise NonFiniteLoss(
-                f"{', '.join(bad)} became NaN/Inf at {where}: training stopped, the last good checkpoint is kept. "
-                "Lower --lr or check the data, then re-run (it resumes from that checkpoint)"
-            )
 
 
 class RunCheckpoint(keras.callbacks.Callback):
@@ -198,3 +147,85 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.state.step.assign(step)
         self.manager.save(checkpoint_number=step)
         self.last_saved = step
+
+
+class WorkerCheckpointManager(tf.train.CheckpointManager):
+    """A non-chief worker's checkpoints: saved, because saving is a collective every worker joins, but
+    into a private temporary directory that is deleted again; resumes read the chief's directory."""
+
+    def __init__(self, checkpoint: tf.train.Checkpoint, chief_directory: str, temp_directory: str, resume: bool = True):
+        super().__init__(checkpoint, temp_directory, max_to_keep=1)
+        self.chief_directory, self.resume = chief_directory, resume
+
+    @property
+    def latest_checkpoint(self) -> str | None:
+        return tf.train.latest_checkpoint(self.chief_directory) if self.resume else None
+
+    def save(self, checkpoint_number=None, **kwargs) -> None:
+        # Checkpoint.write, not CheckpointManager.save: on a worker whose variables span two tasks the
+        # save returns no path, which CheckpointManager's bookkeeping cannot take.
+        self._checkpoint.write(os.path.join(self.directory, f"ckpt-{checkpoint_number or 0}"))
+        tf.io.gfile.rmtree(self.directory)
+
+
+def checkpoint_manager(
+    checkpoint: tf.train.Checkpoint, directory: str, max_to_keep: int, strategy: tf.distribute.Strategy, resume: bool = True
+) -> tf.train.CheckpointManager:
+    """The chief's (or single process's) CheckpointManager on `directory`, a WorkerCheckpointManager elsewhere.
+
+    Args:
+        resume: False when the chief is about to archive `directory` (--restart), so workers do not
+            restore a checkpoint that is being moved away.
+    """
+    if is_chief(strategy):
+        return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep)
+    task_type, task_id = task(strategy)
+    temp_directory = os.path.join(directory, f".{task_type}-{task_id}-temp")
+    return WorkerCheckpointManager(checkpoint, directory, temp_directory, resume=resume)
+
+
+def archive_previous_run(output_dir: str) -> None:
+    """--restart: move the old run's outputs to OUTPUT_DIR/previous/<time>/ so nothing is lost."""
+    present = [name for name in RUN_OUTPUTS if os.path.exists(os.path.join(output_dir, name))]
+    if not present:
+        return
+    target = os.path.join(output_dir, "previous", time.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(target, exist_ok=True)
+    for name in present:
+        shutil.move(os.path.join(output_dir, name), os.path.join(target, name))
+    logger.info("--restart: moved the previous run's %s to %s", ", ".join(present), target)
+
+
+def network_shape(config: TrainConfig) -> dict:
+    """What a checkpoint's variables depend on: a run resumes only with the same values."""
+    return {
+        "task": config.task,
+        "input-channels": config.resolved_input_channels,
+        "output-channels": config.resolved_output_channels,
+        "generator-filters": config.generator_filters,
+        "discriminator-filters": config.discriminator_filters,
+        "generator-depth": config.resolved_generator_depth,
+        "norm": config.norm,
+    }
+
+
+def check_resumable(config: TrainConfig, output_dir: str) -> None:
+    """Stops with the fix, instead of a shape error deep in restore, when OUTPUT_DIR holds other networks.
+
+    Raises:
+        UsageError: the run in OUTPUT_DIR was trained with another task, channel count or width.
+    """
+    saved_config_path = os.path.join(output_dir, CONFIG_FILE)
+    if not os.path.exists(saved_config_path):
+        return
+    try:
+        previous = network_shape(read_run_config(saved_config_path))
+    except (UsageError, TypeError):
+        return  # a config.json from another version: let restore itself judge
+    current = network_shape(config)
+    differ = [f"--{k} {previous[k]} (now {current[k]})" for k in current if previous[k] != current[k]]
+    if differ:
+        raise UsageError(
+            f"{config.output_dir} holds a run trained with {', '.join(differ)}: its checkpoints do not fit; "
+            "pass --restart (the old run is kept aside) or another --output-dir"
+        )

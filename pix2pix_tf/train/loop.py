@@ -1,57 +1,31 @@
-"""A training run: logging, data, models, checkpoints and resume around Pix2Pix.fit()."""
+"""A training run: data, models, checkpoints and resume around Pix2Pix.fit()."""
 
 from __future__ import annotations
 
-import json
-import logging
 import math
 import os
-import shutil
-import sys
-import time
 
 import keras
 import tensorflow as tf
 
-from . import callbacks as cb
-from . import runtime as distribute
-from . import checkpointing as resilience
-from ..tasks.colorization import write_synthetic_photos
-from ..config import TrainConfig, UsageError, read_run_config
-from ..data.pairs import make_eval_dataset, make_train_dataset, steps_per_epoch
-from ..data.check import check_split
-from ..core.model import LinearDecay, Pix2Pix, make_optimizer
+from ..config import TrainConfig
+from ..core.model import Pix2Pix
 from ..core.networks import build_discriminator, build_generator
-from .speed import dtype_policy, gpu_compute_capability, resolve_jit_compile, resolve_precision, unwrap_optimizer
-from ..data.synthetic import write_synthetic_dataset
-from ..tasks.base import make_task
+from ..data.check import check_split
+from ..data.pairs import make_eval_dataset, make_train_dataset, steps_per_epoch
+from ..data.sources import resolve_data_dir
+from ..evaluate.metrics import IMAGE_METRIC_NAMES, image_metrics
+from ..logs import logger, setup_logging
+from ..precision import dtype_policy, gpu_compute_capability, resolve_precision
+from ..run import HISTORY_FILE, read_history, write_run_config
+from ..tasks import Task, make_task
+from . import callbacks as cb
+from . import checkpointing, runtime
+from .guards import FiniteGuard, StopSignals
+from .optimizers import learning_rate, make_optimizer, unwrap_optimizer
 
-logger = logging.getLogger("pix2pix_tf")
-
-# What a run leaves in OUTPUT_DIR; --restart moves these aside instead of deleting them.
-RUN_OUTPUTS = ("checkpoints", "history.json", "plots", "samples", "tensorboard", "config.json")
 # Callbacks that write run outputs: in a multi-worker run only the chief keeps them.
 CHIEF_ONLY_CALLBACKS = (cb.HistoryWriter, cb.SampleGrid, keras.callbacks.TensorBoard)
-
-
-def setup_logging(log_file: str) -> None:
-    """Console + appended log file, one format for both."""
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
-    console = logging.StreamHandler(sys.stdout)
-    # Per-epoch lines go to the file only: the console already shows them in the progress bar.
-    console.addFilter(lambda record: not getattr(record, "file_only", False))
-    handlers: list[logging.Handler] = [console]
-    if log_file:
-        os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
-        handlers.append(logging.FileHandler(log_file))
-    for handler in handlers:
-        handler.setFormatter(fmt)
-        logger.addHandler(handler)
 
 
 def epoch_steps(num_files: int, config: TrainConfig) -> int:
@@ -70,19 +44,6 @@ def epoch_steps(num_files: int, config: TrainConfig) -> int:
     return calls * config.steps_per_execution
 
 
-def learning_rate(
-    config: TrainConfig, steps_per_epoch: int, first_epoch: int = 0, first_step: int = 0
-) -> float | LinearDecay:
-    """--lr, or its --epochs-decay schedule (gan.LinearDecay) when the epoch length is known.
-
-    A model built without `steps_per_epoch` (to be restored and evaluated, not trained) keeps the constant
-    rate; its checkpoint layout is the same either way.
-    """
-    if not config.epochs_decay or not steps_per_epoch:
-        return config.lr
-    return LinearDecay(config.lr, steps_per_epoch, config.epochs, config.epochs_decay, first_epoch, first_step)
-
-
 def build_pix2pix(config: TrainConfig, steps_per_epoch: int = 0) -> Pix2Pix:
     """G, D and their optimizers as the config says, compiled (precision, XLA, steps per call) for fit().
 
@@ -94,7 +55,7 @@ def build_pix2pix(config: TrainConfig, steps_per_epoch: int = 0) -> Pix2Pix:
     strategy = tf.distribute.get_strategy()  # build_pix2pix runs inside the run's strategy scope
     capability = gpu_compute_capability()
     precision = resolve_precision(config.precision, capability, tpu=isinstance(strategy, tf.distribute.TPUStrategy))
-    jit_compile = resolve_jit_compile(config.jit_compile, capability is not None, config.deterministic, tf.distribute.has_strategy())
+    jit_compile = runtime.resolve_jit_compile(config.jit_compile, capability is not None, config.deterministic, tf.distribute.has_strategy())
     task = make_task(config)
     with dtype_policy(precision):
         generator = build_generator(
@@ -105,7 +66,10 @@ def build_pix2pix(config: TrainConfig, steps_per_epoch: int = 0) -> Pix2Pix:
         discriminator = build_discriminator(
             config.image_size, task.input_channels, task.output_channels, filters=config.discriminator_filters, norm=config.norm
         )
-        model = Pix2Pix(generator, discriminator, lambda_l1=config.lambda_l1, to_rgb=task.to_rgb)
+        model = Pix2Pix(
+            generator, discriminator, lambda_l1=config.lambda_l1,
+            val_metrics=picture_metrics(task), val_metric_names=IMAGE_METRIC_NAMES,
+        )  # fmt: skip
     rate = learning_rate(config, steps_per_epoch)
     model.compile(
         make_optimizer(rate, config.beta1, precision),
@@ -117,8 +81,17 @@ def build_pix2pix(config: TrainConfig, steps_per_epoch: int = 0) -> Pix2Pix:
     return model
 
 
+def picture_metrics(task: Task):
+    """Validation's (x, y, G(x)) -> l1 / psnr / ssim per image, measured on the task's RGB pictures on [0, 255]."""
+
+    def measure(x, y, fake):
+        return image_metrics(task.to_rgb(x, fake), task.to_rgb(x, y))
+
+    return measure
+
+
 def anchor_schedules(
-    model: Pix2Pix, config: TrainConfig, steps_per_epoch: int, first: resilience.Segment, mid_epoch: bool
+    model: Pix2Pix, config: TrainConfig, steps_per_epoch: int, first: checkpointing.Segment, mid_epoch: bool
 ) -> None:
     """Anchors each optimizer's --epochs-decay schedule at the next epoch boundary of a (resumed) run.
 
@@ -133,102 +106,14 @@ def anchor_schedules(
         optimizer.learning_rate = learning_rate(config, steps_per_epoch, *anchor)
 
 
-def make_checkpoint(model: Pix2Pix) -> tf.train.Checkpoint:
-    """Everything a resumed run needs: both nets, both optimizers' slots and step counters, the epoch."""
-    return tf.train.Checkpoint(
-        generator=model.generator,
-        discriminator=model.discriminator,
-        g_optimizer=unwrap_optimizer(model.g_optimizer),
-        d_optimizer=unwrap_optimizer(model.d_optimizer),
-        epoch=tf.Variable(0, dtype=tf.int64, name="epoch"),  # completed epochs
-        step=tf.Variable(0, dtype=tf.int64, name="step"),  # train steps run (batches consumed)
-        epoch_step=tf.Variable(0, dtype=tf.int64, name="epoch_step"),  # steps done in the epoch after them
-        rng=resilience.rng_state_variables(model.generator, model.discriminator),  # dropout streams
-        metrics=resilience.metric_variables(model),  # running epoch means, for a mid-epoch resume
-    )
-
-
-def synthetic_data_dir(config: TrainConfig, output_dir: str) -> str:
-    """Where --dataset synthetic is drawn: photos for colorization, pairs otherwise."""
-    return os.path.join(output_dir, "data", "synthetic_photos" if config.task == "colorization" else "synthetic")
-
-
-def resolve_data_dir(config: TrainConfig) -> str:
-    if config.dataset == "synthetic":
-        root = synthetic_data_dir(config, config.output_dir)
-        photos = config.task == "colorization"
-        logger.info("writing %d synthetic %s to %s", config.synthetic_pairs, "photos" if photos else "train pairs", root)
-        write = write_synthetic_photos if photos else write_synthetic_dataset
-        return write(root, config.synthetic_pairs, size=max(config.image_size), seed=config.seed)
-    if config.dataset:  # a public pix2pix dataset: downloaded, checked and extracted once into --data-root
-        from ..data.sources import fetch_dataset
-
-        return fetch_dataset(config.dataset, config.data_root, config.allow_unverified_download)
-    return config.data_dir
-
-
 def load_splits(config: TrainConfig, data_dir: str):
     """The train and val pipeline sources: file lists from the folder, or the TFDS `pix2pix/NAME` splits."""
     if config.data_source == "tfds":
-        from .tfds_pix2pix import load_pix2pix_split  # TFDS loads only when asked for
+        from ..data.tfds import load_pix2pix_split  # TFDS loads only when asked for
 
         return load_pix2pix_split(config, "train"), load_pix2pix_split(config, "val")
     task = make_task(config)
     return task.list_files(data_dir, "train"), task.list_files(data_dir, "val")
-
-
-def archive_previous_run(output_dir: str) -> None:
-    """--restart: move the old run's outputs to OUTPUT_DIR/previous/<time>/ so nothing is lost."""
-    present = [name for name in RUN_OUTPUTS if os.path.exists(os.path.join(output_dir, name))]
-    if not present:
-        return
-    target = os.path.join(output_dir, "previous", time.strftime("%Y%m%d-%H%M%S"))
-    os.makedirs(target, exist_ok=True)
-    for name in present:
-        shutil.move(os.path.join(output_dir, name), os.path.join(target, name))
-    logger.info("--restart: moved the previous run's %s to %s", ", ".join(present), target)
-
-
-def network_shape(config: TrainConfig) -> dict:
-    """What a checkpoint's variables depend on: a run resumes only with the same values."""
-    return {
-        "task": config.task,
-        "input-channels": config.resolved_input_channels,
-        "output-channels": config.resolved_output_channels,
-        "generator-filters": config.generator_filters,
-        "discriminator-filters": config.discriminator_filters,
-        "generator-depth": config.resolved_generator_depth,
-        "norm": config.norm,
-    }
-
-
-def check_resumable(config: TrainConfig, saved_config_path: str) -> None:
-    """Stops with the fix, instead of a shape error deep in restore, when OUTPUT_DIR holds other networks.
-
-    Raises:
-        UsageError: the run in OUTPUT_DIR was trained with another task, channel count or width.
-    """
-    if not os.path.exists(saved_config_path):
-        return
-    try:
-        previous = network_shape(read_run_config(saved_config_path))
-    except (UsageError, TypeError):
-        return  # a config.json from another version: let restore itself judge
-    current = network_shape(config)
-    differ = [f"--{k} {previous[k]} (now {current[k]})" for k in current if previous[k] != current[k]]
-    if differ:
-        raise UsageError(
-            f"{config.output_dir} holds a run trained with {', '.join(differ)}: its checkpoints do not fit; "
-            "pass --restart (the old run is kept aside) or another --output-dir"
-        )
-
-
-def load_history(path: str, completed_epochs: int) -> list[dict]:
-    """history.json rows up to the restored epoch (rows past it belong to an epoch that was not checkpointed)."""
-    if completed_epochs == 0 or not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [row for row in json.load(f) if row["epoch"] <= completed_epochs]
 
 
 def train(config: TrainConfig) -> keras.callbacks.History | None:
@@ -239,21 +124,21 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
 
     Raises:
         UsageError: the data folder is missing or empty, or holds bad files under --on-bad-image fail.
-        resilience.Interrupted: SIGTERM/SIGINT arrived; the current step was checkpointed first.
-        resilience.NonFiniteLoss: a loss or weight became NaN/Inf; the last good checkpoint is kept.
+        guards.Interrupted: SIGTERM/SIGINT arrived; the current step was checkpointed first.
+        guards.NonFiniteLoss: a loss or weight became NaN/Inf; the last good checkpoint is kept.
     """
-    strategy = distribute.make_strategy(config.strategy)  # first: multi-worker/TPU set up the TF runtime
-    chief = distribute.is_chief(strategy)  # only the chief writes logs, plots, samples, history, exports
+    strategy = runtime.make_strategy(config.strategy)  # first: multi-worker/TPU set up the TF runtime
+    chief = runtime.is_chief(strategy)  # only the chief writes logs, plots, samples, history, exports
     setup_logging(config.log_file if chief else "")
-    distribute.check_batch_size(config.batch_size, strategy)
+    runtime.check_batch_size(config.batch_size, strategy)
     out = config.output_dir
     if config.restart and chief:
-        archive_previous_run(out)
-    data_dir = resolve_data_dir(config)
+        checkpointing.archive_previous_run(out)
     task = make_task(config)
+    data_dir = resolve_data_dir(config, task)
     train_files, val_files = load_splits(config, data_dir)
     listed = len(train_files) + len(val_files)
-    pairs = task.name != "colorization"  # photos for colorization may have any shape
+    pairs = task.reads_pairs  # photos for colorization may have any shape
     train_files = check_split(train_files, config.image_size, config.on_bad_image, "train", pairs=pairs)
     val_files = check_split(val_files, config.image_size, config.on_bad_image, "val", pairs=pairs)
     skipped = listed - len(train_files) - len(val_files)
@@ -263,7 +148,7 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
         task.name, task.input_channels, task.output_channels,
     )
     logger.info("settings differing from the defaults: %s", config.non_defaults())
-    logger.info("strategy: %s", distribute.describe(strategy))
+    logger.info("strategy: %s", runtime.describe(strategy))
 
     steps = epoch_steps(len(train_files), config)
     keras.utils.set_random_seed(config.seed)
@@ -271,12 +156,12 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
         tf.config.experimental.enable_op_determinism()
     with strategy.scope():  # variables (nets, optimizer slots, epoch) become the strategy's replicated ones
         model = build_pix2pix(config, steps)
-        checkpoint = make_checkpoint(model)
-    manager = distribute.checkpoint_manager(
+        checkpoint = checkpointing.make_checkpoint(model)
+    manager = checkpointing.checkpoint_manager(
         checkpoint, os.path.join(out, "checkpoints"), config.keep_checkpoints, strategy, resume=not config.restart
     )
     if manager.latest_checkpoint:
-        check_resumable(config, os.path.join(out, "config.json"))
+        checkpointing.check_resumable(config, out)
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         logger.info(
             "resumed from %s (epoch %d, step %d of the next)",
@@ -284,23 +169,23 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
         )
     initial_epoch, epoch_step = int(checkpoint.epoch.numpy()), int(checkpoint.epoch_step.numpy())
     if chief:
-        config.save(os.path.join(out, "config.json"))
+        write_run_config(out, config)
     if initial_epoch >= config.epochs:
         logger.info("already trained %d of %d epochs: nothing to do (raise --epochs or pass --restart)", initial_epoch, config.epochs)
         return None
 
-    signals = resilience.StopSignals()
-    resumed_metrics = [v.numpy() for v in resilience.metric_variables(model)] if epoch_step else []
+    signals = StopSignals()
+    resumed_metrics = [v.numpy() for v in checkpointing.metric_variables(model)] if epoch_step else []
     val_ds = make_eval_dataset(val_files, config, example_fn=task.eval_example)
     samples_ds = make_eval_dataset(val_files, config, batch_size=max(config.num_samples, 1), example_fn=task.eval_example)
     sample_inputs, sample_targets = next(iter(samples_ds))
-    history_path = os.path.join(out, "history.json")
+    history_path = os.path.join(out, HISTORY_FILE)
     callbacks = [
-        resilience.FiniteGuard(),  # first: a NaN step must reach no writer
+        FiniteGuard(),  # first: a NaN step must reach no writer
         cb.Throughput(config.batch_size),
         cb.LearningRate(),
-        cb.HistoryWriter(history_path, os.path.join(out, "plots"), load_history(history_path, initial_epoch)),
-        resilience.RunCheckpoint(
+        cb.HistoryWriter(history_path, os.path.join(out, "plots"), read_history(history_path, initial_epoch)),
+        checkpointing.RunCheckpoint(
             manager, checkpoint, config.checkpoint_every, signals, epoch_step, resumed_metrics
         ),
         keras.callbacks.TensorBoard(os.path.join(out, "tensorboard"), write_graph=False),
@@ -318,7 +203,7 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     # Checkpoints from before the step counter existed: the optimizer's iterations then counted the steps.
     global_step = int(checkpoint.step.numpy()) or int(model.g_optimizer.iterations.numpy())
     checkpoint.step.assign(global_step)
-    segments = resilience.plan_segments(initial_epoch, epoch_step, global_step, steps, config.epochs)
+    segments = checkpointing.plan_segments(initial_epoch, epoch_step, global_step, steps, config.epochs)
     if config.epochs_decay:
         anchor_schedules(model, config, steps, segments[0], mid_epoch=bool(epoch_step))
     with signals:

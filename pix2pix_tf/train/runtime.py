@@ -1,4 +1,5 @@
-"""The tf.distribute strategy a run trains under: one device, mirrored GPUs, multi-worker (TF_CONFIG) or TPU.
+"""Where and how the train step runs: the tf.distribute strategy (one device, mirrored GPUs, multi-worker
+(TF_CONFIG) or TPU) and whether XLA compiles the step (compute precision: pix2pix_tf/precision.py).
 
 fit() does the rest: a model built under `strategy.scope()` remembers its strategy, and fit() then
 splits every global batch over the replicas, runs `train_step` once per replica and reduces the
@@ -13,7 +14,8 @@ import os
 
 import tensorflow as tf
 
-from ..config import TrainConfig, UsageError
+from ..config import TrainConfig
+from ..errors import UsageError
 
 STRATEGIES = TrainConfig.__dataclass_fields__["strategy"].metadata["choices"]  # the --strategy choices
 TASK_TYPES = ("chief", "worker")  # MultiWorkerMirroredStrategy has no parameter servers
@@ -131,36 +133,12 @@ def check_batch_size(batch_size: int, strategy: tf.distribute.Strategy) -> None:
         )
 
 
-class WorkerCheckpointManager(tf.train.CheckpointManager):
-    """A non-chief worker's checkpoints: saved, because saving is a collective every worker joins, but
-    into a private temporary directory that is deleted again; resumes read the chief's directory."""
+def resolve_jit_compile(jit_compile: str, on_gpu: bool, deterministic: bool = False, distributed: bool = False) -> bool:
+    """`auto` -> XLA on one GPU only: on CPU the XLA-compiled step measured slower than the graph one.
 
-    def __init__(self, checkpoint: tf.train.Checkpoint, chief_directory: str, temp_directory: str, resume: bool = True):
-        super().__init__(checkpoint, temp_directory, max_to_keep=1)
-        self.chief_directory, self.resume = chief_directory, resume
-
-    @property
-    def latest_checkpoint(self) -> str | None:
-        return tf.train.latest_checkpoint(self.chief_directory) if self.resume else None
-
-    def save(self, checkpoint_number=None, **kwargs) -> None:
-        # Checkpoint.write, not CheckpointManager.save: on a worker whose variables span two tasks the
-        # save returns no path, which CheckpointManager's bookkeeping cannot take.
-        self._checkpoint.write(os.path.join(self.directory, f"ckpt-{checkpoint_number or 0}"))
-        tf.io.gfile.rmtree(self.directory)
-
-
-def checkpoint_manager(
-    checkpoint: tf.train.Checkpoint, directory: str, max_to_keep: int, strategy: tf.distribute.Strategy, resume: bool = True
-) -> tf.train.CheckpointManager:
-    """The chief's (or single process's) CheckpointManager on `directory`, a WorkerCheckpointManager elsewhere.
-
-    Args:
-        resume: False when the chief is about to archive `directory` (--restart), so workers do not
-            restore a checkpoint that is being moved away.
+    Deterministic runs stay off XLA, whose op set has fewer deterministic kernels, and so do runs
+    under a tf.distribute strategy (Keras' own "auto" makes both calls; TPUs compile regardless).
     """
-    if is_chief(strategy):
-        return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep)
-    task_type, task_id = task(strategy)
-    temp_directory = os.path.join(directory, f".{task_type}-{task_id}-temp")
-    return WorkerCheckpointManager(checkpoint, directory, temp_directory, resume=resume)
+    if jit_compile == "auto":
+        return on_gpu and not deterministic and not distributed
+    return jit_compile == "on"

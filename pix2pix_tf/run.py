@@ -1,0 +1,126 @@
+"""A run directory, the one place that knows its layout: train.py writes it, every other tool reads it back.
+
+    OUTPUT_DIR/config.json    the run's TrainConfig
+    OUTPUT_DIR/history.json   one row of metrics per epoch
+    OUTPUT_DIR/checkpoints/   tf.train.Checkpoint files (train/checkpointing.py says what they hold)
+
+Every tool takes the run's output folder or its checkpoints/ alike (`find_run_dir`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+
+import keras
+import tensorflow as tf
+
+from .config import TrainConfig
+from .core.networks import build_generator
+from .errors import UsageError
+from .files import write_json
+from .precision import dtype_policy
+
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.json"
+CHECKPOINTS_DIR = "checkpoints"
+# What a run leaves in OUTPUT_DIR; --restart moves these aside instead of deleting them.
+RUN_OUTPUTS = (CHECKPOINTS_DIR, HISTORY_FILE, "plots", "samples", "tensorboard", CONFIG_FILE)
+
+
+def find_run_dir(path: str) -> str:
+    """The run's output folder, given that folder or its checkpoints/."""
+    path = os.path.normpath(path)
+    return os.path.dirname(path) if os.path.basename(path) == CHECKPOINTS_DIR else path
+
+
+def read_run_config(path: str) -> TrainConfig:
+    """The TrainConfig of a run from its config.json, with its paths expanded as if just given.
+
+    Keys this version does not know (a newer run's) are left out rather than failing; a config.json
+    written before paths were stored expanded (`"data_root": "~/.keras/datasets"`) reads the same as
+    a new one.
+
+    Raises:
+        UsageError: a value in the file is no longer valid.
+    """
+    with open(path) as f:
+        saved = json.load(f)
+    known = {field.name for field in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{key: value for key, value in saved.items() if key in known})
+
+
+def write_run_config(run_dir: str, config: TrainConfig) -> None:
+    """OUTPUT_DIR/config.json: every field of the config, as `read_run_config` reads it back."""
+    write_json(os.path.join(run_dir, CONFIG_FILE), config.to_dict())
+
+
+def read_history(path: str, completed_epochs: int) -> list[dict]:
+    """history.json rows up to the restored epoch (rows past it belong to an epoch that was not checkpointed)."""
+    if completed_epochs == 0 or not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [row for row in json.load(f) if row["epoch"] <= completed_epochs]
+
+
+@dataclasses.dataclass
+class Restored:
+    """A generator read back from a run (or a .keras file), with what is needed to feed and describe it."""
+
+    generator: keras.Model
+    config: TrainConfig | None  # the run's config.json; None for a .keras file
+    run_dir: str  # "" for a .keras file
+    checkpoint: str  # the checkpoint (or .keras file) the weights came from
+    epoch: int  # completed epochs at that checkpoint; 0 for a .keras file
+
+
+def restore_generator(path: str, precision: str | Callable[[str], str] = "fp32") -> Restored:
+    """The generator alone, rebuilt from a run's config.json with the latest checkpoint's weights.
+
+    Only G is built and read; the discriminator and the optimizer slots stay in the file.
+
+    Args:
+        path: a train.py --output-dir, or its checkpoints/.
+        precision: "fp32", "bf16" or "fp16": the dtype policy to build G under (the weights are float32 either
+            way); or a function of the run's --precision that returns one (precision.resolve_precision).
+
+    Raises:
+        UsageError: no config.json or checkpoint there, or the checkpoint does not fit the config.
+    """
+    run_dir = find_run_dir(path)
+    config_path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.isfile(config_path):
+        raise UsageError(f"{config_path} not found: --checkpoint-dir must be a train.py --output-dir "
+                         "(it holds config.json and checkpoints/) or its checkpoints/")
+    config = read_run_config(config_path)
+    checkpoints = os.path.join(run_dir, CHECKPOINTS_DIR)
+    latest = tf.train.latest_checkpoint(checkpoints)
+    if latest is None:
+        raise UsageError(f"no checkpoint in {checkpoints}: train first (train.py --output-dir {run_dir})")
+    with dtype_policy(precision(config.precision) if callable(precision) else precision):
+        generator = build_generator(
+            config.image_size, config.resolved_input_channels, config.resolved_output_channels,
+            filters=config.generator_filters, depth=config.resolved_generator_depth, norm=config.norm,
+        )  # fmt: skip
+    epoch = tf.Variable(0, dtype=tf.int64, name="epoch")
+    try:
+        tf.train.Checkpoint(generator=generator, epoch=epoch).restore(latest).expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError) as err:
+        raise UsageError(f"{latest} does not match the generator of {config_path}: {str(err).splitlines()[0]}") from err
+    return Restored(generator, config, run_dir, latest, int(epoch.numpy()))
+
+
+def load_generator(checkpoint_dir: str = "", keras_file: str = "") -> Restored:
+    """`restore_generator(checkpoint_dir)`, or the generator of a `.keras` file when one is given.
+
+    Raises:
+        UsageError: no such file, or what `restore_generator` raises.
+    """
+    if not keras_file:
+        return restore_generator(checkpoint_dir)
+    if not os.path.isfile(keras_file):
+        raise UsageError(f"{keras_file} does not exist: --keras-file must be a .keras model file")
+    # safe_mode refuses lambda layers and other deserialized code.
+    return Restored(keras.saving.load_model(keras_file, compile=False, safe_mode=True), None, "", keras_file, 0)

@@ -1,0 +1,143 @@
+"""The paired task (the paper's): side-by-side image pairs, input half -> output half, 1 or 3 channels each."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from ..data.pairs import as_rgb, list_images, load_pair, to_channels, to_float, to_uint8
+from ..data.synthetic import write_synthetic_dataset
+from ..inference import MAX_PIXELS, size_multiple, translate_own_size
+
+
+def paired_to_rgb(x: tf.Tensor, y: tf.Tensor | None = None) -> tf.Tensor:
+    """The input x (or an output/target y) in [-1, 1] as RGB: 3 channels as they are, 1 channel as gray."""
+    image = x if y is None else y
+    return tf.image.grayscale_to_rgb(image) if image.shape[-1] == 1 else image
+
+
+def preprocess(images: tf.Tensor, size: tuple[int, int], channels: int = 3) -> tf.Tensor:
+    """uint8 [N, h, w, C] of any size -> float32 [-1, 1] at the model size (bilinear, antialiased when shrinking).
+
+    Gray, RGB and RGBA inputs all work: they are made RGB, then gray when the model takes 1 channel.
+    """
+    return tf.image.resize(to_float(to_channels(as_rgb(images), channels)), size, antialias=True)
+
+
+def postprocess(outputs: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+    """Generator output [-1, 1] -> uint8 at `size` (the caller's original height, width)."""
+    return to_uint8(tf.image.resize(outputs, size, antialias=True))
+
+
+@dataclasses.dataclass(frozen=True)
+class PairedTask:
+    """Side-by-side pairs (or the A/ B/ layout) read with `input_channels` / `output_channels` (1 or 3)."""
+
+    input_channels: int = 3
+    output_channels: int = 3
+    name: str = "paired"
+    reads_pairs: bool = True
+    synthetic_folder: str = "synthetic"
+    train_example: Callable | None = None  # data.pairs' pipeline (cached, jittered pairs)
+    eval_example: Callable | None = None
+
+    def list_files(self, data_dir: str, split: str) -> list:
+        return list_images(data_dir, split)
+
+    def write_synthetic(self, root: str, count: int, size: int, seed: int) -> str:
+        return write_synthetic_dataset(root, count, size=size, seed=seed)
+
+    def split_folder(self, data_dir: str, split: str) -> str:
+        return os.path.join(data_dir, split)
+
+    def read_inputs(self, folder: str, direction: str, size: tuple[int, int], count: int) -> np.ndarray:
+        """The input halves of the first `count` pairs of a split folder, in any layout data.pairs.list_images reads
+        (side-by-side files, or DATA/A/train + DATA/B/train, or DATA/train/A + DATA/train/B).
+
+        Raises:
+            UsageError: the folder is missing or holds no images.
+        """
+        folder = os.path.abspath(folder)
+        files = list_images(os.path.dirname(folder), os.path.basename(folder))
+        inputs = [
+            tf.image.resize(to_float(to_channels(load_pair(tf.constant(path), direction)[0], self.input_channels)), size).numpy()
+            for path in files[:count]
+        ]
+        return np.stack(inputs).astype(np.float32)
+
+    def to_rgb(self, x: tf.Tensor, y: tf.Tensor | None = None) -> tf.Tensor:
+        return paired_to_rgb(x, y)
+
+    def translate(self, run: Callable, images: tf.Tensor, size: tuple[int, int], resize_mode: str = "squash",
+                  multiple: int = 1, max_pixels: int = MAX_PIXELS) -> tf.Tensor:
+        if resize_mode == "squash":
+            return postprocess(run(preprocess(images, size, self.input_channels)), tf.shape(images)[1:3])
+        x = to_float(to_channels(as_rgb(images), self.input_channels))
+        return to_uint8(translate_own_size(run, x, multiple, max_pixels))
+
+    def serving_functions(
+        self, net: Callable, size: tuple[int, int], resize_mode: str = "own", max_pixels: int = MAX_PIXELS
+    ) -> dict[str, tuple[Callable, list[tf.TensorSpec]]]:
+        """serving_default: uint8 images [N, h, w, C] (C = 1, 2, 3 or 4; any size) -> {"images": uint8 [N, h, w, Cout]}.
+        translate_encoded: PNG/JPEG bytes [N] -> {"image_bytes": PNGs}, each at its own size.
+        translate_float: the network itself, as in TFLite: [N, H, W, Cin] -> {"images": [N, H, W, Cout]}, both [-1, 1].
+        """
+        channels, multiple = self.input_channels, size_multiple(net)
+
+        def run(x):
+            return net(x, training=False)
+
+        def translate(images):  # uint8 [N, h, w, C] -> uint8 [N, h, w, Cout]
+            return self.translate(run, images, size, resize_mode, multiple, max_pixels)
+
+        def translate_images(images):
+            # A loaded signature does not enforce its TensorSpec: say what is wrong with the input rather
+            # than fail inside the first conv. The rank needs EnsureShape: an assert on tf.rank is folded
+            # away using the declared rank, and a rank-3 batch would then abort the process in oneDNN's conv.
+            images = tf.ensure_shape(images, (None, None, None, None))
+            tf.debugging.assert_equal(
+                tf.reduce_any(tf.equal(tf.shape(images)[-1], [1, 2, 3, 4])), True,
+                message="images must be uint8 [batch, height, width, C] with C = 1 (gray), 2 (gray+alpha), 3 (RGB) "
+                "or 4 (RGBA); or send encoded files to translate_encoded",
+            )
+            return {"images": translate(images)}
+
+        def translate_encoded(image_bytes):
+            def decode(data):
+                # channels=3: grayscale and RGBA files become RGB; PNG and JPEG both decode here.
+                return tf.io.decode_image(data, channels=3, expand_animations=False)
+
+            if resize_mode == "own":  # images differ in size: one generator call each
+
+                def own(data):
+                    return tf.io.encode_png(translate(decode(data)[tf.newaxis])[0])
+
+                return {"image_bytes": tf.map_fn(own, image_bytes, fn_output_signature=tf.TensorSpec((), tf.string))}
+
+            def squash(data):
+                image = decode(data)
+                return preprocess(image[tf.newaxis], size, channels)[0], tf.shape(image)[:2]
+
+            inputs, sizes = tf.map_fn(
+                squash, image_bytes,
+                fn_output_signature=(tf.TensorSpec((*size, channels), tf.float32), tf.TensorSpec((2,), tf.int32)),
+            )  # [N, H, W, channels], [N, 2]: one batched generator call at the model size
+            outputs = run(inputs)
+            encoded = tf.map_fn(
+                lambda args: tf.io.encode_png(postprocess(args[0][tf.newaxis], args[1])[0]),
+                (outputs, sizes), fn_output_signature=tf.TensorSpec((), tf.string),
+            )
+            return {"image_bytes": encoded}
+
+        def translate_float(images):
+            return {"images": run(tf.ensure_shape(images, (None, *size, channels)))}  # checked, as in translate_images
+
+        return {
+            "serving_default": (translate_images, [tf.TensorSpec((None, None, None, None), tf.uint8, name="images")]),
+            "translate_encoded": (translate_encoded, [tf.TensorSpec((None,), tf.string, name="image_bytes")]),
+            "translate_float": (translate_float, [tf.TensorSpec((None, *size, channels), tf.float32, name="images")]),
+        }
