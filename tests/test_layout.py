@@ -35,7 +35,9 @@ def _imports() -> dict[str, set[str]]:
             module = _module_name(path)
             package = module if name == "__init__.py" else module.rpartition(".")[0]
             found = set()
-            for node in ast.walk(ast.parse(open(path).read(), path)):
+            with open(path) as f:
+                tree = ast.parse(f.read(), path)
+            for node in ast.walk(tree):
                 if isinstance(node, ast.Import):
                     found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "pix2pix_tf"}
                 elif isinstance(node, ast.ImportFrom):
