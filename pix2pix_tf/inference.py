@@ -107,14 +107,6 @@ def inference_generator(
     return keras.models.clone_model(generator, input_tensors=inputs, clone_function=swap)
 
 
-def dropout_states(model: keras.Model) -> list:
-    """The SeedGenerator state variables of a model's dropout layers (the paper mode's source of randomness).
-
-    Keras does not hand them to tf.saved_model's tracking, so an exporter must attach them to its module.
-    """
-    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
-
-
 def padded_size(height: int, width: int, multiple: int) -> tuple[int, int]:
     """Each side rounded up to a multiple of `multiple`."""
     return -(-height // multiple) * multiple, -(-width // multiple) * multiple

@@ -192,3 +192,11 @@ def test_colorize_at_the_images_own_size_runs_the_network_there():
     out = colorize(tf.constant(gray), no_colour, (32, 32), resize_mode="own", multiple=32).numpy()
     assert seen == [(1, 64, 96, 1)] and out.shape == (1, 45, 70, 3)
     assert np.abs(out.astype(int) - np.repeat(gray, 3, -1)).max() <= 1  # L kept, no colour added
+
+
+@pytest.mark.parametrize("channels", [(1, 2), (3, 3)])  # a colorizer and an RGB pix2pix alike
+def test_serving_default_names_a_wrong_channel_count_for_every_task(channels):
+    generator = build_generator((32, 32), *channels, filters=4, depth=5)
+    serve = tf.function(serving_functions(generator)["serving_default"][0])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="C = 1 \\(gray\\), 2 \\(gray\\+alpha\\), 3 \\(RGB\\) or 4"):
+        serve(tf.zeros((1, 32, 32, 5), tf.uint8))

@@ -124,14 +124,7 @@ class Translator:
 
     def __init__(self, model_dir: str, test_mode: str = "", resize_mode: str = ""):
         self.model_dir = latest_version_dir(model_dir)
-        self.modes = read_metadata(self.model_dir)
-        for flag, wanted in (("test-mode", test_mode), ("resize-mode", resize_mode)):
-            exported = self.modes[flag.replace("-", "_")]
-            if wanted and wanted != exported:
-                raise UsageError(
-                    f"{self.model_dir} was exported with --{flag} {exported}, not {wanted}: "
-                    f"re-export it with python export.py --{flag} {wanted} (another --model-name keeps both)"
-                )
+        self.modes = read_metadata(self.model_dir, test_mode, resize_mode)
         self._module = tf.saved_model.load(self.model_dir)  # the signature needs its variables kept alive
         if SIGNATURE not in self._module.signatures:
             found = ", ".join(self._module.signatures) or "none"

@@ -68,15 +68,7 @@ def _modes_of_export(model_dir: str, args: argparse.Namespace) -> dict:
     """The modes an export was written with; an explicit --test-mode/--resize-mode that differs is an error."""
     from ..deploy.savedmodel import read_metadata
 
-    metadata = read_metadata(model_dir)
-    for name in ("test_mode", "resize_mode"):
-        wanted, flag = getattr(args, name), "--" + name.replace("_", "-")
-        if wanted and wanted != metadata[name]:
-            raise UsageError(
-                f"{model_dir} was exported with {flag} {metadata[name]}, not {wanted}: re-export it "
-                f"(python export.py {flag} {wanted}) or use --backend checkpoint"
-            )
-    return metadata
+    return read_metadata(model_dir, args.test_mode, args.resize_mode, instead=", or use --backend checkpoint")
 
 
 def make_translator(args: argparse.Namespace) -> Translator:

@@ -97,6 +97,22 @@ def as_rgb(images: tf.Tensor) -> tf.Tensor:
     return tf.gather(images, index, axis=-1)
 
 
+def checked_image_batch(images: tf.Tensor) -> tf.Tensor:
+    """A serving signature's uint8 input, checked: rank 4 and 1-4 channels, else a request error naming the fix.
+
+    A loaded signature does not enforce its TensorSpec: say what is wrong with the input rather than fail
+    inside the first conv. The rank needs EnsureShape: an assert on tf.rank is folded away using the declared
+    rank, and a rank-3 batch would then abort the process in oneDNN's conv.
+    """
+    images = tf.ensure_shape(images, (None, None, None, None))
+    tf.debugging.assert_equal(
+        tf.reduce_any(tf.equal(tf.shape(images)[-1], [1, 2, 3, 4])), True,
+        message="images must be uint8 [batch, height, width, C] with C = 1 (gray), 2 (gray+alpha), 3 (RGB) "
+        "or 4 (RGBA); or send encoded files to translate_encoded",
+    )
+    return images
+
+
 def load_pair_channels(path: tf.Tensor, config: TrainConfig) -> tuple[tf.Tensor, tf.Tensor]:
     """`load_pair` converted to --input-channels / --output-channels (grayscale -> RGB, RGB -> depth, ...)."""
     input_image, target_image = load_pair(path, config.direction)

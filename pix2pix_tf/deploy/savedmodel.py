@@ -86,13 +86,29 @@ def export_metadata(generator: keras.Model, test_mode: str, resize_mode: str, ma
     }
 
 
-def read_metadata(saved_model_dir: str) -> dict:
-    """The modes an export was written with; exports older than the modes were eval + squash."""
+def read_metadata(saved_model_dir: str, test_mode: str = "", resize_mode: str = "", instead: str = "") -> dict:
+    """The modes an export was written with; exports older than the modes were eval + squash.
+
+    Args:
+        test_mode, resize_mode: what the caller asks for ("" = whatever the export does).
+        instead: another way out, added to the error ("or use --backend checkpoint").
+
+    Raises:
+        UsageError: a mode asked for differs from the export's (the signatures fixed it): the message names the re-export.
+    """
     path = os.path.join(saved_model_dir, METADATA_FILE)
-    if not os.path.isfile(path):
-        return {"test_mode": "eval", "resize_mode": "squash"}
-    with open(path) as f:
-        return json.load(f)
+    metadata = {"test_mode": "eval", "resize_mode": "squash"}
+    if os.path.isfile(path):
+        with open(path) as f:
+            metadata = json.load(f)
+    for name, wanted in (("test_mode", test_mode), ("resize_mode", resize_mode)):
+        flag = "--" + name.replace("_", "-")
+        if wanted and wanted != metadata[name]:
+            raise UsageError(
+                f"{saved_model_dir} was exported with {flag} {metadata[name]}, not {wanted}: re-export it with "
+                f"python export.py {flag} {wanted} (another --model-name keeps both){instead}"
+            )
+    return metadata
 
 
 def next_version(model_dir: str) -> int:

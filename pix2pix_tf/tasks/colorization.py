@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from ..data.pairs import IMAGE_EXTENSIONS, as_rgb, jitter_stack, to_float, to_uint8
+from ..data.pairs import IMAGE_EXTENSIONS, as_rgb, checked_image_batch, jitter_stack, to_float, to_uint8
 from ..data.synthetic import write_synthetic_photos
 from ..errors import UsageError
 from ..inference import MAX_PIXELS, size_multiple, translate_own_size
@@ -228,8 +228,7 @@ class ColorizationTask:
             return net(lightness, training=False)
 
         def translate_images(images):
-            images = tf.ensure_shape(images, (None, None, None, None))  # a wrong rank must not reach the convs
-            return {"images": colorize(images, predict_ab, size, resize_mode, multiple, max_pixels)}
+            return {"images": colorize(checked_image_batch(images), predict_ab, size, resize_mode, multiple, max_pixels)}
 
         def translate_encoded(image_bytes):
             def one(data):  # images differ in size, so one at a time

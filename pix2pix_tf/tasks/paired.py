@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from ..data.pairs import as_rgb, list_images, load_pair, to_channels, to_float, to_uint8
+from ..data.pairs import as_rgb, checked_image_batch, list_images, load_pair, to_channels, to_float, to_uint8
 from ..data.synthetic import write_synthetic_dataset
 from ..inference import MAX_PIXELS, size_multiple, translate_own_size
 
@@ -95,16 +95,7 @@ class PairedTask:
             return self.translate(run, images, size, resize_mode, multiple, max_pixels)
 
         def translate_images(images):
-            # A loaded signature does not enforce its TensorSpec: say what is wrong with the input rather
-            # than fail inside the first conv. The rank needs EnsureShape: an assert on tf.rank is folded
-            # away using the declared rank, and a rank-3 batch would then abort the process in oneDNN's conv.
-            images = tf.ensure_shape(images, (None, None, None, None))
-            tf.debugging.assert_equal(
-                tf.reduce_any(tf.equal(tf.shape(images)[-1], [1, 2, 3, 4])), True,
-                message="images must be uint8 [batch, height, width, C] with C = 1 (gray), 2 (gray+alpha), 3 (RGB) "
-                "or 4 (RGBA); or send encoded files to translate_encoded",
-            )
-            return {"images": translate(images)}
+            return {"images": translate(checked_image_batch(images))}
 
         def translate_encoded(image_bytes):
             def decode(data):
