@@ -30,9 +30,16 @@ CHECKPOINTS_DIR = "checkpoints"
 RUN_OUTPUTS = (CHECKPOINTS_DIR, HISTORY_FILE, "plots", "samples", "tensorboard", CONFIG_FILE)
 
 
+def is_checkpoint_prefix(path: str) -> bool:
+    """True for one checkpoint of a run, named by its prefix (`RUN/checkpoints/ckpt-925`)."""
+    return os.path.isfile(path + ".index")
+
+
 def find_run_dir(path: str) -> str:
-    """The run's output folder, given that folder or its checkpoints/."""
+    """The run's output folder, given that folder, its checkpoints/ or one checkpoint in it (`.../ckpt-925`)."""
     path = os.path.normpath(path)
+    if is_checkpoint_prefix(path):
+        path = os.path.dirname(path)
     return os.path.dirname(path) if os.path.basename(path) == CHECKPOINTS_DIR else path
 
 
@@ -77,12 +84,13 @@ class Restored:
 
 
 def restore_generator(path: str, precision: str | Callable[[str], str] = "fp32") -> Restored:
-    """The generator alone, rebuilt from a run's config.json with the latest checkpoint's weights.
+    """The generator alone, rebuilt from a run's config.json with the latest checkpoint's weights (or a named one).
 
     Only G is built and read; the discriminator and the optimizer slots stay in the file.
 
     Args:
-        path: a train.py --output-dir, or its checkpoints/.
+        path: a train.py --output-dir, or its checkpoints/ (the latest checkpoint), or one checkpoint there
+            by its prefix, `RUN/checkpoints/ckpt-925` (an earlier epoch kept by --keep-checkpoints).
         precision: "fp32", "bf16" or "fp16": the dtype policy to build G under (the weights are float32 either
             way); or a function of the run's --precision that returns one (precision.resolve_precision).
 
@@ -96,7 +104,7 @@ def restore_generator(path: str, precision: str | Callable[[str], str] = "fp32")
                          "(it holds config.json and checkpoints/) or its checkpoints/")
     config = read_run_config(config_path)
     checkpoints = os.path.join(run_dir, CHECKPOINTS_DIR)
-    latest = tf.train.latest_checkpoint(checkpoints)
+    latest = os.path.normpath(path) if is_checkpoint_prefix(os.path.normpath(path)) else tf.train.latest_checkpoint(checkpoints)
     if latest is None:
         raise UsageError(f"no checkpoint in {checkpoints}: train first (train.py --output-dir {run_dir})")
     with dtype_policy(precision(config.precision) if callable(precision) else precision):

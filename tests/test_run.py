@@ -36,6 +36,22 @@ def test_the_run_folder_and_its_checkpoints_read_the_same(run_dir):
             np.testing.assert_array_equal(mine.numpy(), saved.numpy())
 
 
+def test_an_earlier_checkpoint_is_restored_by_its_prefix(run_dir):
+    out, generator = run_dir
+    first = {w.path: w.numpy() for w in generator.weights}
+    epoch = tf.Variable(4, dtype=tf.int64)
+    for w in generator.trainable_weights:
+        w.assign(w + 1.0)
+    tf.train.CheckpointManager(tf.train.Checkpoint(generator=generator, epoch=epoch), os.path.join(out, "checkpoints"), 2).save(9)
+    earlier = os.path.join(out, "checkpoints", "ckpt-7")
+    assert find_run_dir(earlier) == os.path.normpath(out)
+    restored, latest = restore_generator(earlier), restore_generator(out)
+    assert (restored.epoch, latest.epoch) == (3, 4) and restored.checkpoint == earlier and latest.checkpoint.endswith("ckpt-9")
+    for w in restored.generator.weights:
+        np.testing.assert_array_equal(w.numpy(), first[w.path])
+    assert not np.array_equal(latest.generator.trainable_weights[0].numpy(), first[latest.generator.trainable_weights[0].path])
+
+
 def test_restore_generator_names_what_is_missing(tmp_path, run_dir):
     with pytest.raises(UsageError, match="config.json not found: --checkpoint-dir must be a train.py --output-dir"):
         restore_generator(str(tmp_path / "checkpoints"))

@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("inputs", nargs="+", help="image files, globs (quoted) or folders")
     parser.add_argument("--output-dir", default="predictions", help="where <input stem>.png go (default: %(default)s)")
     parser.add_argument("--backend", default="checkpoint", choices=BACKENDS, help="what runs the generator (default: %(default)s)")
-    parser.add_argument("--checkpoint-dir", default="outputs/checkpoints", help="checkpoint backend: a train.py --output-dir or its checkpoints/ (default: %(default)s)")
+    parser.add_argument("--checkpoint-dir", default="outputs/checkpoints", help="checkpoint backend: a train.py --output-dir, its checkpoints/ (latest) or one checkpoint there, RUN/checkpoints/ckpt-925 (default: %(default)s)")
     parser.add_argument("--keras-file", default="", help="checkpoint backend: a .keras generator instead of --checkpoint-dir")
     parser.add_argument("--model", default="", help="savedmodel: a version dir or EXPORT_DIR/MODEL_NAME (latest version); tflite: a .tflite file")
     parser.add_argument("--server", default="", help="serving-rest: http://host:8501 (default); serving-grpc: host:8500 (default)")

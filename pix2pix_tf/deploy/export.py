@@ -44,7 +44,7 @@ PEAK = 2.0  # the generator's output range [-1, 1]: PSNR here equals PSNR of the
 class ExportConfig:
     """What export.py writes and from which model; its flags are generated from these fields."""
 
-    checkpoint_dir: str = option("outputs/checkpoints", "a train.py --output-dir (holding config.json and checkpoints/), or its checkpoints/")
+    checkpoint_dir: str = option("outputs/checkpoints", "a train.py --output-dir (holding config.json and checkpoints/), its checkpoints/ (latest), or one checkpoint there (RUN/checkpoints/ckpt-925)")
     keras_file: str = option("", "a .keras generator file instead of --checkpoint-dir (loaded with safe_mode)")
     export_dir: str = option("exports", "base folder: the SavedModel goes to EXPORT_DIR/MODEL_NAME/VERSION, TFLite next to it")
     model_name: str = option("pix2pix", "TF Serving model name (folder under --export-dir)")

@@ -31,7 +31,7 @@ logger = logging.getLogger("pix2pix_tf")
 class EvalConfig:
     """An evaluation; `evaluate.py`'s flags come from these fields."""
 
-    checkpoint_dir: str = option("outputs", "a train.py --output-dir (holding config.json and checkpoints/), or its checkpoints/")
+    checkpoint_dir: str = option("outputs", "a train.py --output-dir (holding config.json and checkpoints/), its checkpoints/ (latest), or one checkpoint there (RUN/checkpoints/ckpt-925)")
     data_dir: str = option("", "pix2pix-layout folder to evaluate on; default: the run's own data")
     split: str = option("val", "split folder of the data to score (train, val, test, ...)")
     batch_size: int = option(8, "images per generator call")
