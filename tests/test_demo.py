@@ -252,7 +252,7 @@ def test_page_paints_translates_and_shows_the_result(server, tmp_path):
             page.mouse.click(box["x"] + 300, box["y"] + 40)
             page.wait_for_function("() => document.getElementById('result').dataset.generation === '3'")
             page.screenshot(path=str(tmp_path / "demo.png"))
-            if os.environ.get("PIX2PIX_DEMO_SCREENSHOT"):  # how docs/demo.png is made
+            if os.environ.get("PIX2PIX_DEMO_SCREENSHOT"):  # this tiny model's page (docs/demo.png: benchmarks/demo_screenshot.py)
                 page.screenshot(path=os.environ["PIX2PIX_DEMO_SCREENSHOT"])
         finally:
             browser.close()
