@@ -5,10 +5,10 @@ Every checkpoint kept (`--keep-checkpoints 20` keeps them all) is scored on the 
 `evaluate.py --fcn-score JUDGE`, so one run gives the budget curve: what 6, 10, 15 or 20 epochs buy.
 
     nice python train.py --data-dir ../shared/datasets/cityscapes --image-size 128 --epochs 20 \
-        --epochs-decay 10 --batch-size 16 --seed 1 --keep-checkpoints 20 --output-dir outputs/recipe
-    nice python benchmarks/cpu_recipe.py --run outputs/recipe --judge ../shared/judges/cityscapes-fcn \
+        --epochs-decay 10 --batch-size 16 --seed 1 --keep-checkpoints 20 --output-dir outputs/cityscapes-1h
+    nice python benchmarks/cpu_recipe.py --run outputs/cityscapes-1h --judge ../shared/judges/cityscapes-fcn \
         --epochs 6,10,14,16,18,19,20 --results benchmarks/results/cpu-recipe.jsonl
-    nice python benchmarks/cpu_recipe.py --run outputs/recipe --judge ../shared/judges/cityscapes-fcn \
+    nice python benchmarks/cpu_recipe.py --run outputs/cityscapes-1h --judge ../shared/judges/cityscapes-fcn \
         --epochs 20 --test-mode paper --results benchmarks/results/cpu-recipe.jsonl
     python benchmarks/cpu_recipe.py --summarize --results benchmarks/results/cpu-recipe.jsonl
 

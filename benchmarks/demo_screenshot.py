@@ -1,8 +1,8 @@
 """docs/demo.png: the browser demo painting a val label map with an exported model (headless chromium).
 
-    python export.py --checkpoint-dir outputs/recipe --export-dir outputs/recipe-export --model-name pix2pix \
+    python export.py --checkpoint-dir outputs/cityscapes-1h --export-dir outputs/cityscapes-1h-export --model-name pix2pix \
         --formats savedmodel --resize-mode squash
-    python benchmarks/demo_screenshot.py --model outputs/recipe-export/pix2pix \
+    python benchmarks/demo_screenshot.py --model outputs/cityscapes-1h-export/pix2pix \
         --examples ../shared/datasets/cityscapes --example 1 --out docs/demo.png
 
 Starts `python -m pix2pix_tf.demo` on a free port, loads example N (the N-th val label map), presses
