@@ -47,6 +47,14 @@ def test_plan_segments_finishes_the_interrupted_epoch_first():
     assert plan_segments(2, 4, 24, steps=10, epochs=3) == [Segment(2, 3, 6, 24)]
 
 
+def test_plan_segments_rounds_the_interrupted_epoch_to_whole_calls():
+    # Stopped after 5 steps under --steps-per-execution 1, resumed under 2: the rest of the epoch is 3 whole
+    # calls (6 steps, not 5, which fit() would run as 6 and count as 5), and the next epoch starts at batch 21.
+    assert plan_segments(1, 5, 15, steps=10, epochs=3, steps_per_execution=2) == [Segment(1, 2, 6, 15), Segment(2, 3, 10, 21)]
+    assert plan_segments(1, 4, 14, steps=10, epochs=3, steps_per_execution=2) == [Segment(1, 2, 6, 14), Segment(2, 3, 10, 20)]
+    assert plan_segments(1, 9, 19, steps=10, epochs=2, steps_per_execution=4) == [Segment(1, 2, 4, 19)]
+
+
 def test_sigterm_mid_epoch_then_resume_is_bit_identical(pair_dir, tmp_path, monkeypatch):
     # 12 train pairs / batch 4 = 3 steps per epoch; dropout, data order and Adam all carry state.
     common = {"epochs": 2, "deterministic": True}

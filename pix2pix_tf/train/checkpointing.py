@@ -67,16 +67,22 @@ class Segment:
     start_step: int
 
 
-def plan_segments(completed_epochs: int, epoch_step: int, global_step: int, steps: int, epochs: int) -> list[Segment]:
+def plan_segments(
+    completed_epochs: int, epoch_step: int, global_step: int, steps: int, epochs: int, steps_per_execution: int = 1
+) -> list[Segment]:
     """fit() calls that finish an interrupted epoch, then run the remaining whole epochs.
 
     Keras' fit() gives every epoch the same length, so a resume from `epoch_step` steps into an
     epoch first runs that epoch's remaining steps alone; the train stream skips the `global_step`
-    batches already consumed, so the data continues exactly where it stopped.
+    batches already consumed, so the data continues exactly where it stopped. fit() runs each call of
+    `steps_per_execution` steps in full, so the remainder is rounded up to whole calls: a run interrupted
+    under another --steps-per-execution then finishes that epoch a few steps long instead of consuming
+    batches it does not count (which the next segment would read again).
     """
     segments, start = [], global_step
     if epoch_step and completed_epochs < epochs:
         remaining = max(steps - epoch_step, 1)  # >= 1 even if --steps-per-epoch shrank meanwhile
+        remaining = -(-remaining // steps_per_execution) * steps_per_execution
         segments.append(Segment(completed_epochs, completed_epochs + 1, remaining, start))
         completed_epochs, start = completed_epochs + 1, start + remaining
     if completed_epochs < epochs:

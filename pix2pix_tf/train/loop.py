@@ -203,7 +203,9 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     # Checkpoints from before the step counter existed: the optimizer's iterations then counted the steps.
     global_step = int(checkpoint.step.numpy()) or int(model.g_optimizer.iterations.numpy())
     checkpoint.step.assign(global_step)
-    segments = checkpointing.plan_segments(initial_epoch, epoch_step, global_step, steps, config.epochs)
+    segments = checkpointing.plan_segments(
+        initial_epoch, epoch_step, global_step, steps, config.epochs, config.steps_per_execution
+    )
     if config.epochs_decay:
         anchor_schedules(model, config, steps, segments[0], mid_epoch=bool(epoch_step))
     with signals:
