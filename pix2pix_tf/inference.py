@@ -112,6 +112,20 @@ def padded_size(height: int, width: int, multiple: int) -> tuple[int, int]:
     return -(-height // multiple) * multiple, -(-width // multiple) * multiple
 
 
+def scale_mismatch(height: int, width: int, trained: tuple[int, int], what: str = "the image") -> str:
+    """A warning when own-size translation would run a model well above the scale it was trained at, else "".
+
+    A generator learns textures at its training scale: on an image 1.5x its training size or more (a 128 px
+    model given 256 px label maps), --resize-mode own repeats texture tiles instead of painting the scene.
+    """
+    ratio = min(height / trained[0], width / trained[1])
+    if ratio < 1.5:
+        return ""
+    return (f"{what} is {width}x{height} px, {ratio:.1f}x the {trained[1]}x{trained[0]} the model was trained at: "
+            "at its own size (--resize-mode own) such a model repeats texture tiles; --resize-mode squash "
+            "translates at the training size")
+
+
 def check_own_size(
     height: int, width: int, multiple: int, max_pixels: int = MAX_PIXELS, what: str = "the image"
 ) -> None:

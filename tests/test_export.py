@@ -149,6 +149,8 @@ def test_export_records_the_modes_and_predict_checks_them(exported, pair_dir, tm
         out_dir = str(tmp_path / f"{mode}{len(outputs)}")
         assert predict_main(inputs[:3] + ["--output-dir", out_dir, "--checkpoint-dir", exported["checkpoints"],
                                           "--test-mode", mode]) == 0  # fmt: skip
+        # 64 px inputs to a 32 px model at their own size: warned once per run, not once per image.
+        assert capsys.readouterr().err.count("64x64 px, 2.0x the 32x32 the model was trained at") == 1
         outputs.append(np.stack([tf.io.decode_png(tf.io.read_file(os.path.join(out_dir, f))).numpy()
                                  for f in sorted(os.listdir(out_dir))]))  # fmt: skip
     assert not np.array_equal(outputs[0], outputs[1]) and not np.array_equal(outputs[0], outputs[2])

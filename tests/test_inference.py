@@ -11,6 +11,7 @@ from pix2pix_tf.inference import (
     check_own_size,
     inference_generator,
     padded_size,
+    scale_mismatch,
     size_multiple,
     translate_own_size,
 )
@@ -107,6 +108,12 @@ def test_size_multiple_and_padding_arithmetic(generator):
     check_own_size(2048, 2048, 256)
     with pytest.raises(UsageError, match="2049x10 px .* --resize-mode squash"):
         check_own_size(10, 2049, 256, max_pixels=2048 * 256)
+
+
+def test_scale_mismatch_warns_from_one_and_a_half_times_the_training_size():
+    assert scale_mismatch(45, 70, (32, 32)) == "" and scale_mismatch(256, 512, (256, 256)) == ""
+    message = scale_mismatch(256, 300, (128, 128))
+    assert message.startswith("the image is 300x256 px, 2.0x the 128x128") and "--resize-mode squash" in message
 
 
 def test_own_size_output_keeps_the_input_size_and_matches_keras_at_a_multiple(generator):

@@ -31,7 +31,7 @@ from ..data.palette import CLASSES, snap_to_palette
 from ..deploy.clients import SIGNATURE
 from ..deploy.savedmodel import read_metadata
 from ..errors import UsageError
-from ..inference import RESIZE_MODES, TEST_MODES
+from ..inference import RESIZE_MODES, TEST_MODES, scale_mismatch
 from .predict import latest_version_dir
 
 # The page's palette: the 19 Cityscapes evaluation classes in their official colours, then black (unlabelled) as the eraser.
@@ -329,6 +329,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))  # one line, exit code 2
     except OSError as err:
         parser.error(f"cannot listen on {args.host}:{args.port}: {err.strerror}; pick another --port")
+    if translator.modes["resize_mode"] == "own":
+        trained = translator.modes.get("image_size") or (CANVAS_SIDE, CANVAS_SIDE)
+        message = scale_mismatch(CANVAS_SIDE, CANVAS_SIDE, tuple(trained), "the page's label map")
+        if message:
+            log.warning("%s: re-export with --resize-mode squash for this page", message)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: anyone who can reach this address can use the model", args.host)
     log.info(

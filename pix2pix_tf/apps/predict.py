@@ -80,15 +80,24 @@ def make_translator(args: argparse.Namespace) -> Translator:
     """
     import tensorflow as tf
 
-    from ..inference import check_own_size, inference_generator, model_size, size_multiple
+    from ..inference import check_own_size, inference_generator, model_size, scale_mismatch, size_multiple
     from ..run import load_generator
     from ..tasks import Task, task_for, task_for_channels
+
+    warned = []
+
+    def warn_scale(image: np.ndarray, trained: tuple[int, int]) -> None:
+        message = "" if warned else scale_mismatch(*image.shape[:2], trained, "an input")
+        if message:
+            warned.append(message)
+            print(f"warning: {message}", file=sys.stderr)
 
     def local(run: Callable, task: Task, size: tuple[int, int], resize_mode: str, multiple: int = 1) -> Translator:
         # The task's own pre/post-processing, the same the SavedModel signatures run in their graph.
         def translate(image: np.ndarray) -> np.ndarray:
             if resize_mode == "own":
                 check_own_size(*image.shape[:2], multiple, args.max_pixels)
+                warn_scale(image, size)
             return task.translate(run, image[np.newaxis], size, resize_mode, multiple, args.max_pixels)[0].numpy()
 
         return translate
@@ -108,6 +117,7 @@ def make_translator(args: argparse.Namespace) -> Translator:
         def saved(image: np.ndarray) -> np.ndarray:
             if metadata["resize_mode"] == "own":  # the signature would refuse it too, less clearly
                 check_own_size(*image.shape[:2], metadata["size_multiple"], metadata["max_pixels"] or MAX_PIXELS)
+                warn_scale(image, tuple(metadata["image_size"]))
             return signature(images=tf.constant(image[np.newaxis]))["images"][0].numpy()
 
         return saved
