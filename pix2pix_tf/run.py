@@ -97,6 +97,11 @@ def restore_generator(path: str, precision: str | Callable[[str], str] = "fp32")
     Raises:
         UsageError: no config.json or checkpoint there, or the checkpoint does not fit the config.
     """
+    parent = os.path.dirname(os.path.normpath(path))
+    if os.path.basename(parent) == CHECKPOINTS_DIR and not is_checkpoint_prefix(os.path.normpath(path)) and not os.path.isdir(path):
+        state = tf.train.get_checkpoint_state(parent)
+        kept = ", ".join(os.path.basename(p) for p in state.all_model_checkpoint_paths) if state else "none"
+        raise UsageError(f"{path} is not a checkpoint (kept in {parent}: {kept}); train.py --keep-checkpoints N keeps more")
     run_dir = find_run_dir(path)
     config_path = os.path.join(run_dir, CONFIG_FILE)
     if not os.path.isfile(config_path):

@@ -50,6 +50,8 @@ def test_an_earlier_checkpoint_is_restored_by_its_prefix(run_dir):
     for w in restored.generator.weights:
         np.testing.assert_array_equal(w.numpy(), first[w.path])
     assert not np.array_equal(latest.generator.trainable_weights[0].numpy(), first[latest.generator.trainable_weights[0].path])
+    with pytest.raises(UsageError, match=r"ckpt-8 is not a checkpoint \(kept in .*checkpoints: ckpt-7, ckpt-9\); .*--keep-checkpoints"):
+        restore_generator(os.path.join(out, "checkpoints", "ckpt-8"))
 
 
 def test_restore_generator_names_what_is_missing(tmp_path, run_dir):
