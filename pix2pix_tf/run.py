@@ -97,8 +97,10 @@ def restore_generator(path: str, precision: str | Callable[[str], str] = "fp32")
     Raises:
         UsageError: no config.json or checkpoint there, or the checkpoint does not fit the config.
     """
-    parent = os.path.dirname(os.path.normpath(path))
-    if os.path.basename(parent) == CHECKPOINTS_DIR and not is_checkpoint_prefix(os.path.normpath(path)) and not os.path.isdir(path):
+    path = os.path.normpath(path)
+    named = is_checkpoint_prefix(path)
+    parent = os.path.dirname(path)
+    if os.path.basename(parent) == CHECKPOINTS_DIR and not named and not os.path.isdir(path):
         state = tf.train.get_checkpoint_state(parent)
         kept = ", ".join(os.path.basename(p) for p in state.all_model_checkpoint_paths) if state else "none"
         raise UsageError(f"{path} is not a checkpoint (kept in {parent}: {kept}); train.py --keep-checkpoints N keeps more")
@@ -109,7 +111,7 @@ def restore_generator(path: str, precision: str | Callable[[str], str] = "fp32")
                          "(it holds config.json and checkpoints/) or its checkpoints/")
     config = read_run_config(config_path)
     checkpoints = os.path.join(run_dir, CHECKPOINTS_DIR)
-    latest = os.path.normpath(path) if is_checkpoint_prefix(os.path.normpath(path)) else tf.train.latest_checkpoint(checkpoints)
+    latest = path if named else tf.train.latest_checkpoint(checkpoints)
     if latest is None:
         raise UsageError(f"no checkpoint in {checkpoints}: train first (train.py --output-dir {run_dir})")
     with dtype_policy(precision(config.precision) if callable(precision) else precision):
