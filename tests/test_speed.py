@@ -14,7 +14,7 @@ from pix2pix_tf.config import TrainConfig, UsageError
 from pix2pix_tf.data.pairs import cache_file, list_images, make_eval_dataset, make_train_dataset, train_cache_file
 from pix2pix_tf.precision import dtype_policy, resolve_precision
 from pix2pix_tf.train.loop import build_pix2pix
-from pix2pix_tf.train.optimizers import FusedAdam, LinearDecay
+from pix2pix_tf.train.optimizers import FusedAdam
 from pix2pix_tf.train.runtime import resolve_jit_compile
 
 
@@ -92,7 +92,8 @@ def test_keras_private_api_of_the_fast_path_is_unchanged(monkeypatch):
     results = {}
     for cls in (keras.optimizers.Adam, FusedAdam):
         variables = [keras.Variable(start) for start in starts]
-        optimizer = cls(learning_rate=LinearDecay(1e-2, steps_per_epoch=2, epochs=2, decay_epochs=1), beta_1=0.5)
+        rate = keras.optimizers.schedules.PiecewiseConstantDecay([1], [1e-2, 5e-3])
+        optimizer = cls(learning_rate=rate, beta_1=0.5)
         optimizer.build(variables)
         slots = [getattr(optimizer, "_momentums", None), getattr(optimizer, "_velocities", None)]
         assert all(s is not None and [v.shape for v in s] == [v.shape for v in variables] for s in slots), (

@@ -17,7 +17,7 @@ from pix2pix_tf.train import callbacks as cb
 from pix2pix_tf.train.checkpointing import make_checkpoint
 from pix2pix_tf.train.guards import Interrupted
 from pix2pix_tf.train.loop import build_pix2pix, train
-from pix2pix_tf.train.optimizers import FusedAdam, LinearDecay
+from pix2pix_tf.train.optimizers import linear_decay
 
 
 def test_overfits_a_small_batch(pair_dir):
@@ -90,27 +90,15 @@ def test_cli_errors_exit_2_with_one_line(argv, message, capsys, tmp_path):
     assert message in err and "Traceback" not in err
 
 
-# --epochs-decay: junyanz's `linear` policy, once per epoch, driven by the optimizers' own step counters.
+# --epochs-decay: junyanz's `linear` policy, set once per epoch on both optimizers by the LearningRate callback.
 
 
 def test_linear_decay_matches_the_closed_form():
-    lr, steps, epochs, decay = 2e-4, 3, 5, 3  # 2 constant epochs, then 3 decaying: 3/4, 2/4, 1/4 of the rate
-    schedule = LinearDecay(lr, steps, epochs, decay)
-    for step in (0, 1, 5, 6, 8, 9, 12, 14, 15, 40):
-        epoch = step // steps
-        expected = lr * (1 - max(0, epoch - (epochs - decay) + 1) / (decay + 1)) if epoch < epochs else 0.0
-        assert float(schedule(step)) == pytest.approx(expected, rel=1e-6, abs=1e-12), step
-    assert float(schedule(14)) == pytest.approx(lr / 4, rel=1e-6) and float(schedule(15)) == 0.0
-    assert [float(LinearDecay(1.0, 1, 2, 2)(s)) for s in range(3)] == pytest.approx([2 / 3, 1 / 3, 0])  # all decay
-    assert float(LinearDecay(1.0, 4, 2, 0)(7)) == 1.0  # --epochs-decay 0: constant throughout
-    # Anchored at a resume: epoch 3 starts at step 7, so steps 5-6 finish epoch 2 and 10 is in epoch 4.
-    anchored = LinearDecay(lr, steps, epochs, decay, first_epoch=3, first_step=7)
-    assert [float(anchored(s)) / lr for s in (5, 6, 7, 9, 10)] == pytest.approx([3 / 4, 3 / 4, 2 / 4, 2 / 4, 1 / 4])
-    # Serializable: an optimizer's config (what a saved model or config holds) rebuilds the same schedule.
-    optimizer = FusedAdam(learning_rate=anchored, beta_1=0.5)
-    rebuilt = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
-    assert isinstance(rebuilt, FusedAdam) and rebuilt.get_config() == optimizer.get_config()
-    assert float(rebuilt.learning_rate) == pytest.approx(float(anchored(0)))
+    lr, epochs, decay = 2e-4, 5, 3  # 2 constant epochs, then 3 decaying: 3/4, 2/4, 1/4 of the rate
+    assert [linear_decay(lr, e, epochs, decay) / lr for e in range(6)] == pytest.approx([1, 1, 3 / 4, 2 / 4, 1 / 4, 0])
+    assert [linear_decay(1.0, e, 2, 2) for e in range(3)] == pytest.approx([2 / 3, 1 / 3, 0])  # all decay
+    assert linear_decay(1.0, 1, 2, 0) == 1.0  # --epochs-decay 0: constant throughout
+    assert linear_decay(1.0, 9, 2, 1) == 0.0  # past the end: zero, never negative
 
 
 def test_epochs_decay_is_validated(pair_dir):
@@ -124,34 +112,15 @@ def test_epochs_decay_is_validated(pair_dir):
 def test_both_optimizers_decay_during_fit(pair_dir):
     config = TrainConfig(data_dir=pair_dir, image_size=32, generator_filters=4, discriminator_filters=4,
                          epochs=4, epochs_decay=2)  # fmt: skip
-    model = build_pix2pix(config, steps_per_epoch=2)
+    model = build_pix2pix(config)
     x, y = next(iter(make_eval_dataset(list_images(pair_dir, "train"), config, batch_size=4)))
     history = model.fit(tf.data.Dataset.from_tensors((x, y)).repeat(), epochs=4, steps_per_epoch=2, verbose=0,
-                        callbacks=[cb.LearningRate()])  # fmt: skip
+                        callbacks=[cb.LearningRate(2e-4, epochs=4, decay_epochs=2)])  # fmt: skip
     assert history.history["lr"] == pytest.approx([2e-4, 2e-4, 2e-4 * 2 / 3, 2e-4 / 3], rel=1e-6)
     for optimizer in (model.g_optimizer, model.d_optimizer):
         assert int(optimizer.iterations) == 8
-        assert float(optimizer.learning_rate) == 0.0  # step 8 would be a 5th epoch: past the end
+        assert float(optimizer.learning_rate) == pytest.approx(2e-4 / 3, rel=1e-6)  # the last epoch's
     assert np.isfinite(history.history["g_total"]).all()
-
-
-def test_checkpoints_restore_across_constant_and_decayed_rates(tmp_path):
-    """A scheduled optimizer keeps a constant-rate one's variable numbering, so m restores into m, v into v."""
-    variables = [keras.Variable(np.ones((3, 2), "float32")), keras.Variable(np.ones(5, "float32"))]
-    constant = FusedAdam(learning_rate=1e-2, beta_1=0.5)
-    for i in range(3):
-        constant.apply([tf.fill(v.shape, float(i) - 0.7) for v in variables], variables)
-    path = tf.train.Checkpoint(optimizer=constant).save(str(tmp_path / "ckpt"))
-    for rate in (LinearDecay(1e-2, 2, 4, 2), 1e-2):  # into a scheduled one, and the schedule's checkpoint back
-        restored = FusedAdam(learning_rate=rate, beta_1=0.5)
-        restored.build(variables)
-        tf.train.Checkpoint(optimizer=restored).restore(path).assert_existing_objects_matched()
-        names = [v.path.split("/")[-1] for v in restored.variables]
-        assert names == [v.path.split("/")[-1] for v in constant.variables]
-        for mine, saved in zip(restored.variables, constant.variables, strict=True):
-            if "learning_rate" not in mine.path:
-                np.testing.assert_array_equal(mine.numpy(), saved.numpy(), err_msg=mine.path)
-        path = tf.train.Checkpoint(optimizer=restored).save(str(tmp_path / "ckpt"))
 
 
 def _lr_config(pair_dir, out, **overrides):
@@ -210,3 +179,18 @@ def test_a_resumed_run_continues_the_decay_exactly(pair_dir, tmp_path, monkeypat
     train(_lr_config(pair_dir, tmp_path / "recapped", steps_per_epoch=3))
     assert [step for step, _, _ in recapped] == [3, 4, 5, 6, 7]
     assert [g for _, g, _ in recapped] == pytest.approx([2e-4 * 2 / 3] * 2 + [2e-4 / 3] * 3, rel=1e-6)
+
+
+def test_steps_that_fp16_skips_do_not_hold_back_the_decay(pair_dir, tmp_path, monkeypatch):
+    """A LossScaleOptimizer does not count the overflowing steps it skips; each epoch still gets its own rate."""
+
+    class Overflowing(keras.optimizers.LossScaleOptimizer):
+        def __init__(self, inner_optimizer, **kwargs):  # a scale fp16 gradients overflow at: every step skipped
+            super().__init__(inner_optimizer, **{**kwargs, "initial_scale": 2.0**60})
+
+    monkeypatch.setattr(keras.optimizers, "LossScaleOptimizer", Overflowing)
+    seen = _record_rates(monkeypatch)
+    train(_lr_config(pair_dir, tmp_path / "run", precision="fp16"))
+    assert [step for step, _, _ in seen] == [0] * 6  # no step counted: a step-keyed schedule would stay at epoch 1
+    assert [g for _, g, _ in seen] == pytest.approx([2e-4 * f for f in (1, 1, 2 / 3, 2 / 3, 1 / 3, 1 / 3)], rel=1e-6)
+    assert [d for _, _, d in seen] == [g for _, g, _ in seen]

@@ -13,6 +13,7 @@ import tensorflow as tf
 from ..data.pairs import to_uint8
 from ..files import write_json
 from ..tasks.paired import paired_to_rgb
+from .optimizers import linear_decay
 from .plots import plot_image_metrics, plot_losses, save_sample_grid
 
 
@@ -52,14 +53,22 @@ class Throughput(keras.callbacks.Callback):
 
 
 class LearningRate(keras.callbacks.Callback):
-    """Adds `lr`, the rate G's optimizer used for this epoch's steps, to the epoch's logs.
+    """Sets both optimizers' rate as each epoch begins (--epochs-decay) and adds it to the epoch's logs as `lr`.
 
-    Read when the epoch begins: at its end the optimizer's step counter already points into the next
-    epoch, whose rate --epochs-decay may have lowered. D's optimizer runs the same schedule.
+    Keyed on the epoch fit() runs, not on an optimizer's step counter: a loss-scaling optimizer (fp16) does not
+    count the steps it skips, and a resume may change --steps-per-epoch, yet every epoch still runs at its own
+    rate. A resumed run's first fit() call begins at the interrupted epoch, so its remaining steps get that
+    epoch's rate too.
     """
 
+    def __init__(self, lr: float, epochs: int, decay_epochs: int):
+        super().__init__()
+        self.lr, self.epochs, self.decay_epochs = lr, epochs, decay_epochs
+
     def on_epoch_begin(self, epoch, logs=None):
-        self.rate = float(keras.ops.convert_to_numpy(self.model.g_optimizer.learning_rate))
+        self.rate = linear_decay(self.lr, epoch, self.epochs, self.decay_epochs)
+        for optimizer in (self.model.g_optimizer, self.model.d_optimizer):
+            optimizer.learning_rate = self.rate  # a variable: the compiled train step reads the new value
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:

@@ -22,7 +22,7 @@ from ..tasks import Task, make_task
 from . import callbacks as cb
 from . import checkpointing, runtime
 from .guards import FiniteGuard, StopSignals
-from .optimizers import learning_rate, make_optimizer, unwrap_optimizer
+from .optimizers import make_optimizer
 
 # Callbacks that write run outputs: in a multi-worker run only the chief keeps them.
 CHIEF_ONLY_CALLBACKS = (cb.HistoryWriter, cb.SampleGrid, keras.callbacks.TensorBoard)
@@ -32,7 +32,7 @@ def epoch_steps(num_files: int, config: TrainConfig) -> int:
     """The train steps an epoch runs: one pass (or --steps-per-epoch), rounded up to whole --steps-per-execution calls.
 
     fit() runs every call in full on the endless train stream, the epoch's last one too, so 3 steps at 2 per
-    call are 4; counting them here keeps the --epochs-decay schedule and mid-epoch resumes on the steps run.
+    call are 4; counting them here keeps mid-epoch resumes on the steps run.
     """
     steps = steps_per_epoch(num_files, config)
     calls = math.ceil(steps / config.steps_per_execution)
@@ -44,13 +44,10 @@ def epoch_steps(num_files: int, config: TrainConfig) -> int:
     return calls * config.steps_per_execution
 
 
-def build_pix2pix(config: TrainConfig, steps_per_epoch: int = 0) -> Pix2Pix:
+def build_pix2pix(config: TrainConfig) -> Pix2Pix:
     """G, D and their optimizers as the config says, compiled (precision, XLA, steps per call) for fit().
 
-    Args:
-        config: the run's settings.
-        steps_per_epoch: train steps per epoch, which --epochs-decay needs to tell the epochs apart;
-            0 (a model that is only restored) keeps the constant --lr.
+    The optimizers start at --lr; train.callbacks.LearningRate sets each epoch's rate under --epochs-decay.
     """
     strategy = tf.distribute.get_strategy()  # build_pix2pix runs inside the run's strategy scope
     capability = gpu_compute_capability()
@@ -70,10 +67,9 @@ def build_pix2pix(config: TrainConfig, steps_per_epoch: int = 0) -> Pix2Pix:
             generator, discriminator, lambda_l1=config.lambda_l1,
             val_metrics=picture_metrics(task), val_metric_names=IMAGE_METRIC_NAMES,
         )  # fmt: skip
-    rate = learning_rate(config, steps_per_epoch)
     model.compile(
-        make_optimizer(rate, config.beta1, precision),
-        make_optimizer(rate, config.beta1, precision),
+        make_optimizer(config.lr, config.beta1, precision),
+        make_optimizer(config.lr, config.beta1, precision),
         jit_compile=jit_compile,
         steps_per_execution=config.steps_per_execution,
     )
@@ -88,22 +84,6 @@ def picture_metrics(task: Task):
         return image_metrics(task.to_rgb(x, fake), task.to_rgb(x, y))
 
     return measure
-
-
-def anchor_schedules(
-    model: Pix2Pix, config: TrainConfig, steps_per_epoch: int, first: checkpointing.Segment, mid_epoch: bool
-) -> None:
-    """Anchors each optimizer's --epochs-decay schedule at the next epoch boundary of a (resumed) run.
-
-    The schedule counts epochs from the optimizer's restored step counter; anchoring it where this run's
-    epochs actually start keeps a mid-epoch resume on the uninterrupted run's sequence even when
-    --steps-per-epoch changed since, or when a loss-scaling optimizer skipped (and did not count) steps before.
-    """
-    for optimizer in (unwrap_optimizer(model.g_optimizer), unwrap_optimizer(model.d_optimizer)):
-        start = int(optimizer.iterations.numpy())
-        # Mid-epoch, the first fit() call finishes epoch `first.initial_epoch` in `first.steps` steps.
-        anchor = (first.initial_epoch + 1, start + first.steps) if mid_epoch else (first.initial_epoch, start)
-        optimizer.learning_rate = learning_rate(config, steps_per_epoch, *anchor)
 
 
 def load_splits(config: TrainConfig, data_dir: str):
@@ -155,7 +135,7 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     with strategy.scope():  # variables (nets, optimizer slots, epoch) become the strategy's replicated ones
-        model = build_pix2pix(config, steps)
+        model = build_pix2pix(config)
         checkpoint = checkpointing.make_checkpoint(model)
     manager = checkpointing.checkpoint_manager(
         checkpoint, os.path.join(out, "checkpoints"), config.keep_checkpoints, strategy, resume=not config.restart
@@ -183,7 +163,7 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     callbacks = [
         FiniteGuard(),  # first: a NaN step must reach no writer
         cb.Throughput(config.batch_size),
-        cb.LearningRate(),
+        cb.LearningRate(config.lr, config.epochs, config.epochs_decay),
         cb.HistoryWriter(history_path, os.path.join(out, "plots"), read_history(history_path, initial_epoch)),
         checkpointing.RunCheckpoint(
             manager, checkpoint, config.checkpoint_every, signals, epoch_step, resumed_metrics
@@ -206,8 +186,6 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     segments = checkpointing.plan_segments(
         initial_epoch, epoch_step, global_step, steps, config.epochs, config.steps_per_execution
     )
-    if config.epochs_decay:
-        anchor_schedules(model, config, steps, segments[0], mid_epoch=bool(epoch_step))
     with signals:
         for segment in segments:
             history = model.fit(
