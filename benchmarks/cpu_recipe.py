@@ -30,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from pix2pix_tf.evaluate.evaluation import EvalConfig, evaluate  # noqa: E402
-from pix2pix_tf.run import CHECKPOINTS_DIR, find_run_dir  # noqa: E402
+from pix2pix_tf.run import CHECKPOINTS_DIR, find_run_dir, kept_checkpoints  # noqa: E402
 
 # The judge's README: this architecture trained with the seed's recipe on a GPU (50 epochs, batch 16, 256x256),
 # and the real val photos, at 256x256 (pixel acc / class acc / class IoU).
@@ -38,11 +38,11 @@ GPU_REFERENCE = {"eval": (0.801, 0.452, 0.330), "paper": (0.744, 0.395, 0.276)}
 REAL_256 = (0.865, 0.485, 0.386)
 
 
-def kept_checkpoints(run_dir: str) -> dict[int, str]:
-    """{completed epoch: checkpoint prefix} for every checkpoint the run kept."""
-    state = tf.train.get_checkpoint_state(os.path.join(run_dir, CHECKPOINTS_DIR))
-    paths = list(state.all_model_checkpoint_paths) if state else []
-    return {int(tf.train.load_variable(path, "epoch/.ATTRIBUTES/VARIABLE_VALUE")): path for path in paths}
+def checkpoints_by_epoch(run_dir: str) -> dict[int, str]:
+    """{completed epoch: checkpoint prefix} for every epoch-end checkpoint the run kept (not --checkpoint-every's)."""
+    read = lambda path, name: int(tf.train.load_variable(path, f"{name}/.ATTRIBUTES/VARIABLE_VALUE"))  # noqa: E731
+    paths = kept_checkpoints(os.path.join(run_dir, CHECKPOINTS_DIR))
+    return {read(path, "epoch"): path for path in paths if read(path, "epoch_step") == 0}
 
 
 def wall_seconds(run_dir: str) -> float | None:
@@ -63,7 +63,7 @@ def wall_seconds(run_dir: str) -> float | None:
 
 def score(args) -> None:
     run_dir = find_run_dir(args.run)
-    kept = kept_checkpoints(run_dir)
+    kept = checkpoints_by_epoch(run_dir)
     wanted = [int(e) for e in args.epochs.split(",")] if args.epochs else sorted(kept)
     missing = [e for e in wanted if e not in kept]
     if missing:

@@ -83,6 +83,12 @@ class Restored:
     epoch: int  # completed epochs at that checkpoint; 0 for a .keras file
 
 
+def kept_checkpoints(checkpoints_dir: str) -> list[str]:
+    """The checkpoint prefixes kept in a run's checkpoints/, oldest first (none when it has no `checkpoint` file)."""
+    state = tf.train.get_checkpoint_state(checkpoints_dir)
+    return list(state.all_model_checkpoint_paths) if state else []
+
+
 def restore_generator(path: str, precision: str | Callable[[str], str] = "fp32") -> Restored:
     """The generator alone, rebuilt from a run's config.json with the latest checkpoint's weights (or a named one).
 
@@ -101,8 +107,7 @@ def restore_generator(path: str, precision: str | Callable[[str], str] = "fp32")
     named = is_checkpoint_prefix(path)
     parent = os.path.dirname(path)
     if os.path.basename(parent) == CHECKPOINTS_DIR and not named and not os.path.isdir(path):
-        state = tf.train.get_checkpoint_state(parent)
-        kept = ", ".join(os.path.basename(p) for p in state.all_model_checkpoint_paths) if state else "none"
+        kept = ", ".join(os.path.basename(p) for p in kept_checkpoints(parent)) or "none"
         raise UsageError(f"{path} is not a checkpoint (kept in {parent}: {kept}); train.py --keep-checkpoints N keeps more")
     run_dir = find_run_dir(path)
     config_path = os.path.join(run_dir, CONFIG_FILE)
