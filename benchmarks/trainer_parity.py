@@ -8,6 +8,9 @@ FCN-score, wall time) to RESULTS. `--summarize` prints the per-variant mean and 
     nice python benchmarks/trainer_parity.py --variant default --seed 1 --data-dir ../shared/datasets/cityscapes \
         --judge ../shared/judges/cityscapes-fcn
     python benchmarks/trainer_parity.py --summarize
+    # each seed's mean over its last 3 epochs (the runs keep epochs 4-6):
+    python benchmarks/cpu_recipe.py --run outputs/parity/default-s1 --epochs 4,5 --results outputs/parity/last3.jsonl
+    python benchmarks/trainer_parity.py --summarize --earlier outputs/parity/last3.jsonl
 
 Variants (everything else is train.py's defaults at the size, epochs and batch below):
   default      auto precision (bf16 on this CPU), FusedAdam
@@ -115,12 +118,24 @@ def run(args) -> dict:
     return row
 
 
-def summarize(path: str) -> None:
-    """Per variant: mean and spread (max - min over seeds) of the FCN per-pixel ratio and the final L1s."""
+def read_jsonl(path: str) -> list[dict]:
     with open(path) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    print("| variant | seeds | pixel acc (gen / real) | ratio mean | ratio spread | class IoU | final g_l1 | eval L1 (0-255) |")
-    print("|---|---|---|---|---|---|---|---|")
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def summarize(path: str, earlier: str = "") -> None:
+    """Per variant: mean and spread (max - min over seeds) of the FCN per-pixel ratio and the final L1s.
+
+    With `earlier` (benchmarks/cpu_recipe.py lines scoring the same runs' epoch 4 and 5 checkpoints), also
+    each seed's ratio averaged over its last 3 epochs, a readout less at the mercy of one checkpoint.
+    """
+    rows = read_jsonl(path)
+    by_epoch = {(os.path.basename(r["run"]), r["epoch"]): r["fcn"]["ratio"]["pixel_acc"]
+                for r in (read_jsonl(earlier) if earlier else []) if r.get("test_mode", "eval") == "eval"}  # fmt: skip
+    last3_columns = " last-3 mean | last-3 spread |" if earlier else ""
+    print(f"| variant | seeds | pixel acc (gen / real) | ratio mean | ratio spread |{last3_columns} class IoU "
+          "| final g_l1 | eval L1 (0-255) |")
+    print("|---|---|---|---|---|" + "---|---|" * bool(earlier) + "---|---|---|")
     for variant in VARIANTS:
         mine = [r for r in rows if r["variant"] == variant]
         if not mine:
@@ -128,9 +143,16 @@ def summarize(path: str) -> None:
         ratios = [r["fcn"]["ratio"]["pixel_acc"] for r in mine]
         seeds = ", ".join(str(r["seed"]) for r in mine)
         generated = " / ".join(f"{r['fcn']['generated']['pixel_acc']:.3f}" for r in mine)
+        last3 = ""
+        if earlier:
+            runs = [(f"{variant}-s{r['seed']}", r["epochs"], ratio) for r, ratio in zip(mine, ratios, strict=True)]
+            means = [statistics.mean([by_epoch[(run, epochs - k)] for k in (2, 1)] + [ratio])
+                     for run, epochs, ratio in runs if all((run, epochs - k) in by_epoch for k in (2, 1))]  # fmt: skip
+            last3 = (f" {statistics.mean(means):.3f} ({len(means)} seeds) | {max(means) - min(means):.3f} |"
+                     if means else " — | — |")
         print(f"| {variant} | {seeds} | {generated} (real {mine[0]['fcn']['real']['pixel_acc']:.3f}) "
-              f"| {statistics.mean(ratios):.3f} | {max(ratios) - min(ratios):.3f} "
-              f"| {statistics.mean(r['fcn']['generated']['class_iou'] for r in mine):.3f} "
+              f"| {statistics.mean(ratios):.3f} | {max(ratios) - min(ratios):.3f} |{last3}"
+              f" {statistics.mean(r['fcn']['generated']['class_iou'] for r in mine):.3f} "
               f"| {statistics.mean(r['g_l1'][-1] for r in mine):.4f} | {statistics.mean(r['eval_l1'] for r in mine):.2f} |")
 
 
@@ -146,9 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-root", default="outputs/parity")
     parser.add_argument("--results", default="outputs/parity/results.jsonl")
     parser.add_argument("--summarize", action="store_true", help="print the table of RESULTS and exit")
+    parser.add_argument("--earlier", default="", help="with --summarize: cpu_recipe.py lines scoring the runs' "
+                        "epochs 4 and 5, for the mean over the last 3 epochs")  # fmt: skip
     args = parser.parse_args(argv)
     if args.summarize:
-        summarize(args.results)
+        summarize(args.results, args.earlier)
         return 0
     os.makedirs(args.output_root, exist_ok=True)
     run(args)
