@@ -283,3 +283,48 @@ def test_cache_auto_picks_memory_only_when_the_split_fits(pair_dir, monkeypatch)
     monkeypatch.setattr(data, "CACHE_RAM_SHARE", 1e-12)  # as if the split were larger than RAM allows
     assert data.resolve_cache(files, config) == "none"
     assert data.resolve_cache(files, _tiny(pair_dir, cache="memory")) == "memory"  # an explicit choice stands
+
+
+def test_fp16_resume_continues_from_the_saved_loss_scale(pair_dir, tmp_path, monkeypatch):
+    """The loss scale is in the checkpoint; a checkpoint without one (written under fp32) still resumes in fp16."""
+    from pix2pix_tf.train import callbacks as cb
+    from pix2pix_tf.train.guards import Interrupted
+    from pix2pix_tf.train.loop import train
+
+    class Overflowing(keras.optimizers.LossScaleOptimizer):
+        def __init__(self, inner_optimizer, **kwargs):  # fp16 gradients overflow: every step skipped, scale halved
+            super().__init__(inner_optimizer, **{**kwargs, "initial_scale": 2.0**60})
+
+    monkeypatch.setattr(keras.optimizers, "LossScaleOptimizer", Overflowing)
+    settings = {"image_size": 32, "batch_size": 4, "generator_filters": 4, "discriminator_filters": 4, "val_steps": 1,
+                "num_samples": 0, "epochs": 2, "precision": "fp16", "checkpoint_every": 0}
+
+    def config(out, **overrides):
+        return TrainConfig(data_dir=pair_dir, output_dir=str(out), log_file=str(out / "log.txt"), **{**settings, **overrides})
+
+    scales = []
+
+    def begin(self, batch, logs=None):
+        if hasattr(self.model.g_optimizer, "dynamic_scale"):  # fp16 runs only
+            scales.append([float(opt.dynamic_scale) for opt in (self.model.g_optimizer, self.model.d_optimizer)])
+
+    def stop_after_step_2(self, batch, logs=None):
+        if len(scales) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(cb.LearningRate, "on_train_batch_begin", begin, raising=False)
+    monkeypatch.setattr(cb.LearningRate, "on_train_batch_end", stop_after_step_2, raising=False)
+    with pytest.raises(Interrupted, match="at step 2"):
+        train(config(tmp_path / "run"))
+    assert scales == [[2.0**60] * 2, [2.0**59] * 2]
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")))
+    assert reader.get_tensor("loss_scale/0/.ATTRIBUTES/VARIABLE_VALUE") == 2.0**58  # G's, after 2 skips
+    monkeypatch.setattr(cb.LearningRate, "on_train_batch_end", lambda self, batch, logs=None: None, raising=False)
+    scales.clear()
+    train(config(tmp_path / "run"))
+    assert scales[0] == [2.0**58] * 2 and scales[-1] == [2.0**55] * 2  # steps 3-5 continue halving from there
+
+    train(config(tmp_path / "switched", precision="fp32", epochs=1))
+    scales.clear()
+    train(config(tmp_path / "switched"))  # an fp32 checkpoint: no loss scale saved, fp16 starts from the initial one
+    assert scales[0] == [2.0**60] * 2 and len(scales) == 3

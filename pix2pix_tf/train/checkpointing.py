@@ -40,7 +40,29 @@ def make_checkpoint(model: Pix2Pix) -> tf.train.Checkpoint:
         epoch_step=tf.Variable(0, dtype=tf.int64, name="epoch_step"),  # steps done in the epoch after them
         rng=rng_state_variables(model.generator, model.discriminator),  # dropout streams
         metrics=metric_variables(model),  # running epoch means, for a mid-epoch resume
+        loss_scale=loss_scale_variables(model),  # fp16 only; empty otherwise
     )
+
+
+def loss_scale_variables(model: Pix2Pix) -> list[keras.Variable]:
+    """fp16's dynamic loss scales and growth counters (G's, then D's): without them a resumed run would
+    start again from the initial scale and skip the steps that find the scale again."""
+    optimizers = (model.g_optimizer, model.d_optimizer)
+    return [v for opt in optimizers if isinstance(opt, keras.optimizers.LossScaleOptimizer) for v in (opt.dynamic_scale, opt.step_counter)]
+
+
+def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str) -> None:
+    """Restores a run's checkpoint, insisting that every net, slot and counter is in the file.
+
+    The one exception: a checkpoint written under bf16/fp32 (or before loss scales were saved) has no
+    loss scale for an fp16 run to restore, which then starts from the initial scale.
+    """
+    saved = {name.split("/")[0] for name, _ in tf.train.list_variables(path)}
+    if checkpoint.loss_scale and "loss_scale" not in saved:
+        parts = {name: getattr(checkpoint, name) for name in (
+            "generator", "discriminator", "g_optimizer", "d_optimizer", "epoch", "step", "epoch_step", "rng", "metrics")}  # fmt: skip
+        checkpoint = tf.train.Checkpoint(**parts)  # the same objects, without the loss scales
+    checkpoint.restore(path).assert_existing_objects_matched()
 
 
 def rng_state_variables(*models: keras.Model) -> list[keras.Variable]:

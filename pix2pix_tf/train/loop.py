@@ -142,7 +142,7 @@ def train(config: TrainConfig) -> keras.callbacks.History | None:
     )
     if manager.latest_checkpoint:
         checkpointing.check_resumable(config, out)
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        checkpointing.restore_checkpoint(checkpoint, manager.latest_checkpoint)
         logger.info(
             "resumed from %s (epoch %d, step %d of the next)",
             manager.latest_checkpoint, int(checkpoint.epoch.numpy()), int(checkpoint.epoch_step.numpy()),
