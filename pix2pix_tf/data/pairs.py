@@ -152,7 +152,7 @@ def random_jitter(
 def jitter_stack(images: tf.Tensor, image_size: tuple[int, int], seed: tf.Tensor) -> tf.Tensor:
     """The paper's jitter of one float [h, w, C] stack: resize to the load size, random crop, random mirror."""
     # Bilinear for label maps too, though it blends class colours at edges: the FCN judge scored nearest
-    # no better over two seeds (0.713 vs 0.721 mean ratio; BENCHMARKS.md, trainer parity).
+    # within the seed spread of it, the two seeds disagreeing (BENCHMARKS.md, trainer parity).
     images = tf.image.resize(images, load_size(image_size))  # [286, 286, C] at 256
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     images = tf.image.stateless_random_crop(images, (*image_size, images.shape[-1]), seed=crop_seed)
