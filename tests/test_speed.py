@@ -300,7 +300,8 @@ def test_fp16_resume_continues_from_the_saved_loss_scale(pair_dir, tmp_path, mon
                 "num_samples": 0, "epochs": 2, "precision": "fp16", "checkpoint_every": 0}
 
     def config(out, **overrides):
-        return TrainConfig(data_dir=pair_dir, output_dir=str(out), log_file=str(out / "log.txt"), **{**settings, **overrides})
+        paths = {"output_dir": str(out), "log_file": str(out / "log.txt")}
+        return TrainConfig(data_dir=pair_dir, **paths, **{**settings, **overrides})
 
     scales = []
 

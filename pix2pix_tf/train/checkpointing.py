@@ -48,7 +48,8 @@ def loss_scale_variables(model: Pix2Pix) -> list[keras.Variable]:
     """fp16's dynamic loss scales and growth counters (G's, then D's): without them a resumed run would
     start again from the initial scale and skip the steps that find the scale again."""
     optimizers = (model.g_optimizer, model.d_optimizer)
-    return [v for opt in optimizers if isinstance(opt, keras.optimizers.LossScaleOptimizer) for v in (opt.dynamic_scale, opt.step_counter)]
+    scaled = [opt for opt in optimizers if isinstance(opt, keras.optimizers.LossScaleOptimizer)]
+    return [v for opt in scaled for v in (opt.dynamic_scale, opt.step_counter)]
 
 
 def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str) -> None:
@@ -59,9 +60,9 @@ def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str) -> None:
     """
     saved = {name.split("/")[0] for name, _ in tf.train.list_variables(path)}
     if checkpoint.loss_scale and "loss_scale" not in saved:
-        parts = {name: getattr(checkpoint, name) for name in (
-            "generator", "discriminator", "g_optimizer", "d_optimizer", "epoch", "step", "epoch_step", "rng", "metrics")}  # fmt: skip
-        checkpoint = tf.train.Checkpoint(**parts)  # the same objects, without the loss scales
+        parts = tf.train.TrackableView(checkpoint).children(checkpoint)
+        # The same objects without the loss scales (and the save counter, which the run's numbering ignores).
+        checkpoint = tf.train.Checkpoint(**{k: v for k, v in parts.items() if k not in ("loss_scale", "save_counter")})
     checkpoint.restore(path).assert_existing_objects_matched()
 
 
