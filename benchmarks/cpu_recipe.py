@@ -40,9 +40,12 @@ REAL_256 = (0.865, 0.485, 0.386)
 
 def checkpoints_by_epoch(run_dir: str) -> dict[int, str]:
     """{completed epoch: checkpoint prefix} for every epoch-end checkpoint the run kept (not --checkpoint-every's)."""
-    read = lambda path, name: int(tf.train.load_variable(path, f"{name}/.ATTRIBUTES/VARIABLE_VALUE"))  # noqa: E731
-    paths = kept_checkpoints(os.path.join(run_dir, CHECKPOINTS_DIR))
-    return {read(path, "epoch"): path for path in paths if read(path, "epoch_step") == 0}
+    kept = {}
+    for path in kept_checkpoints(os.path.join(run_dir, CHECKPOINTS_DIR)):
+        reader = tf.train.load_checkpoint(path)
+        if int(reader.get_tensor("epoch_step/.ATTRIBUTES/VARIABLE_VALUE")) == 0:
+            kept[int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"))] = path
+    return kept
 
 
 def wall_seconds(run_dir: str) -> float | None:
