@@ -84,7 +84,8 @@ def score(args) -> None:
         row = {
             "run": run_dir, "epoch": epoch, "test_mode": args.test_mode, "date": time.strftime("%Y-%m-%d"),
             "config": {k: config[k] for k in ("image_size", "batch_size", "epochs", "epochs_decay", "seed",
-                                              "generator_filters", "precision") if k in config},
+                                              "generator_filters", "discriminator_filters", "generator_depth",
+                                              "precision") if k in config},
             "g_l1": round(history[epoch]["g_l1"], 4) if epoch in history else None,
             "lr": history.get(epoch, {}).get("lr"),
             "train_seconds_to_here": round(sum(r.get("train_seconds", 0) for e, r in history.items() if e <= epoch)),
