@@ -1,6 +1,6 @@
 """Is a checkpoint's score noise in its BatchNorm moving statistics? Re-estimate them exactly, then score.
 
-    python benchmarks/bn_recalibration.py --checkpoint outputs/cityscapes-1h/checkpoints/ckpt-3330 \
+    python benchmarks/bn_recalibration.py --checkpoint outputs/cityscapes-1h-f64/checkpoints/ckpt-3330 \
         --batches 100 --out /tmp/bnrecal --judge ../shared/judges/cityscapes-fcn
 
 The generator of CHECKPOINT (built under the run's precision) runs BATCHES jittered train batches with

@@ -1,15 +1,16 @@
 """The one-hour CPU recipe, scored along the way: the judge's FCN-score at each kept epoch of one run.
 
 The recipe itself is a plain train.py command (docs/training.md); this script only reads the run it leaves.
-Every checkpoint kept (`--keep-checkpoints 20` keeps them all) is scored on the whole val split with
-`evaluate.py --fcn-score JUDGE`, so one run gives the budget curve: what 6, 10, 15 or 20 epochs buy.
+Every checkpoint kept (`--keep-checkpoints 70` keeps them all) is scored on the whole val split with
+`evaluate.py --fcn-score JUDGE`, so one run gives the budget curve: what 20, 35, 50 or 70 epochs buy.
 
-    nice python train.py --data-dir ../shared/datasets/cityscapes --image-size 128 --epochs 20 \
-        --epochs-decay 10 --batch-size 16 --seed 1 --keep-checkpoints 20 --output-dir outputs/cityscapes-1h
+    nice python train.py --data-dir ../shared/datasets/cityscapes --image-size 128 --generator-filters 32 \
+        --discriminator-filters 32 --epochs 70 --epochs-decay 35 --seed 1 --keep-checkpoints 70 \
+        --output-dir outputs/cityscapes-1h
     nice python benchmarks/cpu_recipe.py --run outputs/cityscapes-1h --judge ../shared/judges/cityscapes-fcn \
-        --epochs 6,10,14,16,18,19,20 --results benchmarks/results/cpu-recipe.jsonl
+        --epochs 20,35,50,60,68,69,70 --results benchmarks/results/cpu-recipe.jsonl
     nice python benchmarks/cpu_recipe.py --run outputs/cityscapes-1h --judge ../shared/judges/cityscapes-fcn \
-        --epochs 20 --test-mode paper --results benchmarks/results/cpu-recipe.jsonl
+        --epochs 70 --test-mode paper --results benchmarks/results/cpu-recipe.jsonl
     python benchmarks/cpu_recipe.py --summarize --results benchmarks/results/cpu-recipe.jsonl
 
 Wall time is read from the run's own log: first epoch's start to the "done" line, validation included.
