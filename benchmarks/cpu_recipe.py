@@ -2,13 +2,13 @@
 
 The recipe itself is a plain train.py command (docs/training.md); this script only reads the run it leaves.
 Every checkpoint kept (`--keep-checkpoints 70` keeps them all) is scored on the whole val split with
-`evaluate.py --fcn-score JUDGE`, so one run gives the budget curve: what 20, 35, 50 or 70 epochs buy.
+`evaluate.py --fcn-score JUDGE`, so one run gives the budget curve: what 6, 20, 35 or 70 epochs buy.
 
     nice python train.py --data-dir ../shared/datasets/cityscapes --image-size 128 --generator-filters 32 \
         --discriminator-filters 32 --epochs 70 --epochs-decay 35 --seed 1 --keep-checkpoints 70 \
         --output-dir outputs/cityscapes-1h
     nice python benchmarks/cpu_recipe.py --run outputs/cityscapes-1h --judge ../shared/judges/cityscapes-fcn \
-        --epochs 20,35,50,60,68,69,70 --results benchmarks/results/cpu-recipe.jsonl
+        --epochs 6,10,15,20,35,50,60,68,69,70 --results benchmarks/results/cpu-recipe.jsonl
     nice python benchmarks/cpu_recipe.py --run outputs/cityscapes-1h --judge ../shared/judges/cityscapes-fcn \
         --epochs 70 --test-mode paper --results benchmarks/results/cpu-recipe.jsonl
     python benchmarks/cpu_recipe.py --summarize --results benchmarks/results/cpu-recipe.jsonl
