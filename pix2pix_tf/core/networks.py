@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 from keras import layers
+
+from .layers import FusableLeakyReLU, FusedBatchNormalization
 
 INIT_STDDEV = 0.02  # the paper's weight init: N(0, 0.02)
 
@@ -16,14 +20,31 @@ def _init() -> keras.initializers.Initializer:
     256 px). A new instance per layer draws its own seed from the global one (keras.utils.set_random_seed).
     """
     return keras.initializers.RandomNormal(mean=0.0, stddev=INIT_STDDEV)
+
+
 LEAK = 0.2  # encoder and discriminator LeakyReLU slope
 # PyTorch's BatchNorm defaults, as in the paper's reference code (Keras' own are 0.99 / 1e-3).
 BN_MOMENTUM, BN_EPSILON = 0.9, 1e-5
+# The layers G and D are built with: Keras' own maths in kernels TensorFlow fuses (core/layers.py).
+# `reference_layers()` swaps Keras' own classes back in, for the tests and benchmarks that compare them.
+BATCH_NORM, BIAS_ACTIVATION = FusedBatchNormalization, FusableLeakyReLU
+
+
+@contextlib.contextmanager
+def reference_layers():
+    """Builds inside the block use keras.layers.BatchNormalization and LeakyReLU (the unfused step)."""
+    global BATCH_NORM, BIAS_ACTIVATION
+    saved = BATCH_NORM, BIAS_ACTIVATION
+    BATCH_NORM, BIAS_ACTIVATION = layers.BatchNormalization, layers.LeakyReLU
+    try:
+        yield
+    finally:
+        BATCH_NORM, BIAS_ACTIVATION = saved
 
 
 def _norm(kind: str, name: str) -> layers.Layer:
     if kind == "batch":
-        return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+        return BATCH_NORM(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
     if kind == "instance":
         # One group per channel is instance normalization.
         return layers.GroupNormalization(groups=-1, epsilon=BN_EPSILON, name=name)
@@ -35,7 +56,9 @@ def _ck(x, k: int, name: str, norm: str | None, stride: int = 2, padding: str = 
     x = layers.Conv2D(k, 4, stride, padding=padding, use_bias=norm is None, kernel_initializer=_init(), name=f"{name}_conv")(x)
     if norm is not None:
         x = _norm(norm, f"{name}_norm")(x)
-    return layers.LeakyReLU(negative_slope=leak, name=f"{name}_relu")(x)
+    # Without a norm the conv's bias add feeds the activation directly; see FusableLeakyReLU for why that matters.
+    activation = layers.LeakyReLU if norm is not None else BIAS_ACTIVATION
+    return activation(negative_slope=leak, name=f"{name}_relu")(x)
 
 
 def _cdk(x, k: int, name: str, norm: str, dropout: bool):

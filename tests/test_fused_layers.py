@@ -1,0 +1,155 @@
+"""The fused layers (core/layers.py) compute Keras' BatchNormalization and LeakyReLU, and the step built
+with them gives the reference step's losses and gradients; grappler's remapper no longer fails on it."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pix2pix_tf.core import networks
+from pix2pix_tf.core.layers import FusableLeakyReLU, FusedBatchNormalization
+from pix2pix_tf.core.model import Pix2Pix
+from pix2pix_tf.precision import dtype_policy
+
+# Float32 sums in another order (oneDNN's fused kernel vs Keras' separate ops): relative error ~1e-6.
+FP32_RTOL = 1e-4
+# bf16 keeps 8 bits of mantissa: one rounding step of the output is 2**-8 of its magnitude.
+BF16_RTOL = 2**-7
+
+
+def _max_rel_err(a, b):
+    a, b = (np.asarray(tf.cast(t, "float32")) for t in (a, b))
+    return np.abs(a - b).max() / max(np.abs(b).max(), 1e-12)
+
+
+def _bn_pair(shape):
+    ref = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+    new = FusedBatchNormalization(momentum=0.9, epsilon=1e-5)
+    ref.build(shape)
+    new.build(shape)
+    for name in ("gamma", "beta", "moving_mean", "moving_variance"):
+        value = tf.random.uniform(shape[-1:], 0.5, 1.5, seed=len(name))
+        getattr(ref, name).assign(value)
+        getattr(new, name).assign(value)
+    return ref, new
+
+
+@pytest.mark.parametrize("precision,rtol", [("fp32", FP32_RTOL), ("bf16", BF16_RTOL)])
+@pytest.mark.parametrize("shape", [(4, 8, 8, 16), (3, 1, 1, 8)])  # (3, 1, 1, .): n = 3 values per channel, a large n / (n - 1)
+def test_fused_batchnorm_matches_keras_batchnorm(precision, rtol, shape):
+    with dtype_policy(precision):
+        ref, new = _bn_pair(shape)
+    x = tf.random.normal(shape, 3.0, 2.0, seed=1)
+    upstream = tf.random.normal(shape, seed=2)
+    start_variance = new.moving_variance.numpy()
+    results = []
+    for layer in (ref, new):
+        xc = tf.cast(x, layer.compute_dtype)
+        with tf.GradientTape() as tape:
+            tape.watch(xc)
+            y = layer(xc, training=True)
+            loss = tf.reduce_sum(tf.cast(y, "float32") * upstream)
+        results.append([y, *tape.gradient(loss, [xc, layer.gamma, layer.beta]), layer.moving_mean, layer.moving_variance])
+        assert y.dtype == layer.compute_dtype
+    for name, a, b in zip(("y", "dx", "dgamma", "dbeta", "moving_mean", "moving_variance"), *results):
+        assert _max_rel_err(b, a) < rtol, name
+    # Keras' biased variance (divided by n) feeds the moving average, not the kernel's n / (n - 1) one.
+    values = tf.cast(tf.cast(x, new.compute_dtype), "float32").numpy().reshape(-1, shape[-1])
+    np.testing.assert_allclose(new.moving_variance.numpy(), 0.9 * start_variance + 0.1 * values.var(axis=0), rtol=rtol)
+    # Inference is Keras' own code: identical outputs from identical statistics.
+    new.moving_mean.assign(ref.moving_mean)
+    new.moving_variance.assign(ref.moving_variance)
+    np.testing.assert_array_equal(ref(tf.cast(x, ref.compute_dtype), training=False), new(tf.cast(x, new.compute_dtype), training=False))
+
+
+@pytest.mark.parametrize("slope", [0.2, 0.0])
+def test_fusable_leaky_relu_gradient_is_leaky_relu_gradient_bit_for_bit(slope):
+    x = tf.constant([[-3.0, -1e-30, 0.0, 1e-30, 2.5]])
+    grads = []
+    for layer in (keras.layers.LeakyReLU(negative_slope=slope), FusableLeakyReLU(negative_slope=slope)):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+        grads.append((y, tape.gradient(y, x, output_gradients=tf.constant([[1.0, 2.0, 3.0, 4.0, 5.0]]))))
+    np.testing.assert_array_equal(grads[0][0], grads[1][0])
+    np.testing.assert_array_equal(grads[0][1], grads[1][1])
+
+
+def _pix2pix(reference: bool, precision: str):
+    keras.utils.set_random_seed(7)
+    with dtype_policy(precision), (networks.reference_layers() if reference else _nothing()):
+        # depth 3 at 32 px with 4 filters has no dropout block, so both steps see the same forward pass.
+        generator = networks.build_generator((32, 32), filters=4, depth=3)
+        discriminator = networks.build_discriminator((32, 32), filters=4)
+    return Pix2Pix(generator, discriminator)
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.mark.parametrize("precision,rtol", [("fp32", 1e-3), ("bf16", 0.05)])
+def test_fused_step_gives_the_reference_steps_losses_and_gradients(precision, rtol):
+    ref, new = _pix2pix(True, precision), _pix2pix(False, precision)
+    kinds = {type(layer).__name__ for layer in new.generator.layers + new.discriminator.layers}
+    assert {"FusedBatchNormalization", "FusableLeakyReLU"} <= kinds
+    assert not {"FusedBatchNormalization", "FusableLeakyReLU"} & {type(layer).__name__ for layer in ref.generator.layers}
+    for a, b in zip(ref.generator.weights + ref.discriminator.weights, new.generator.weights + new.discriminator.weights):
+        b.assign(a)  # same seed, but the layers draw their initializers in another order: copy to be sure
+    x = tf.random.uniform((4, 32, 32, 3), -1, 1, seed=3)
+    y = tf.random.uniform((4, 32, 32, 3), -1, 1, seed=4)
+    out = []
+    for model in (ref, new):
+        with tf.GradientTape(persistent=True) as tape:
+            losses = model._compute_losses(x, y, training=True)
+            g_loss, d_loss = tf.reduce_mean(losses["g_total"]), tf.reduce_mean(losses["d_total"])
+        g_grads = tape.gradient(g_loss, model.generator.trainable_variables)
+        d_grads = tape.gradient(d_loss, model.discriminator.trainable_variables)
+        out.append(({k: float(tf.reduce_mean(v)) for k, v in losses.items()}, g_grads, d_grads))
+    for name in out[0][0]:
+        assert out[1][0][name] == pytest.approx(out[0][0][name], rel=rtol), name
+    for ref_grads, new_grads in ((out[0][1], out[1][1]), (out[0][2], out[1][2])):
+        # Each variable's gradient as a whole: relative error of the flattened vector.
+        for a, b in zip(ref_grads, new_grads):
+            a, b = np.ravel(a), np.ravel(b)
+            assert np.linalg.norm(a - b) <= rtol * np.linalg.norm(a) + 1e-9
+
+
+def test_remapper_does_not_fail_on_the_train_step(tmp_path):
+    """Grappler logs 'remapper failed' (and drops all its fusions) on the reference layers' train graph."""
+    script = textwrap.dedent(
+        """
+        import sys
+        import tensorflow as tf
+        from pix2pix_tf.config import TrainConfig
+        from pix2pix_tf.core import networks
+        from pix2pix_tf.train.loop import build_pix2pix
+        config = TrainConfig(dataset="synthetic", image_size=(32, 32), batch_size=2, generator_filters=4,
+                             discriminator_filters=4, generator_depth=3, precision="fp32")
+        if sys.argv[1] == "reference":
+            with networks.reference_layers():
+                model = build_pix2pix(config)
+        else:
+            model = build_pix2pix(config)
+        model.make_train_function()
+        x = tf.zeros((2, 32, 32, 3))
+        model.train_function(iter(tf.data.Dataset.from_tensors((x, x)).repeat()))
+        """
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="0", PYTHONPATH=os.getcwd())
+    logs = {}
+    for kind in ("reference", "fused"):
+        result = subprocess.run([sys.executable, "-c", script, kind], capture_output=True, text=True, env=env, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        logs[kind] = result.stderr
+    assert "remapper failed" in logs["reference"]  # the failure this guards against still exists upstream
+    assert "remapper failed" not in logs["fused"], logs["fused"][-2000:]
