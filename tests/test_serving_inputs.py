@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from pix2pix_tf.core.networks import build_generator
-from pix2pix_tf.deploy.savedmodel import write_serving_savedmodel
+from pix2pix_tf.deploy.savedmodel import serving_functions, write_serving_savedmodel
 from pix2pix_tf.inference import MAX_PIXELS, decode_within_cap, encoded_image_size
 
 
@@ -135,6 +135,17 @@ def test_a_loaded_savedmodel_refuses_oversized_images_in_both_resize_modes(serve
         small = tf.io.encode_png(tf.zeros((40, 50, 3), tf.uint8))
         small = serve["translate_encoded"](image_bytes=tf.stack([small]))
         assert tf.io.decode_png(small["image_bytes"][0]).shape == (40, 50, 3)  # an ordinary image still passes
+
+
+@pytest.mark.parametrize("resize_mode", ["own", "squash"])
+def test_a_colorizers_signatures_refuse_oversized_images_too(oversized, resize_mode):
+    functions = serving_functions(build_generator((32, 32), 1, 2, filters=4, depth=5), resize_mode=resize_mode)
+    with open(oversized["png"], "rb") as f:
+        data = tf.constant([f.read()])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="the image is 10000x10000 px"):
+        functions["translate_encoded"][0](data)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="the image is 2100x2100 px"):
+        functions["serving_default"][0](tf.zeros((1, 2100, 2100, 1), tf.uint8))
 
 
 # One request per fresh process: memory a request frees stays with the process's allocator and would serve the next
