@@ -151,8 +151,8 @@ def test_quantized_fidelity_on_a_model_that_is_not_grey_and_the_export_warning(f
     assert all(psnr[name] >= floor for name, floor in FITTED_MIN_PSNR.items()), psnr
     # Raised to 60 dB, the floor sits between int8_full and int8 here: one warning, in the log, on the console and
     # in the report, naming the fp16 file as the way out.
-    assert report["eval"]["psnr_floor_db"] == 60 and len(report["warnings"]) == 1, report["warnings"]
-    warning = report["warnings"][0]
+    assert report["fidelity"]["psnr_floor_db"] == 60 and len(report["fidelity"]["warnings"]) == 1, report["fidelity"]
+    warning = report["fidelity"]["warnings"][0]
     assert warning.startswith(f"tflite_int8_full reads {psnr['tflite_int8_full']:.1f} dB PSNR")
     assert "under the 60 dB floor" in warning
     assert f"ship generator_fp16.tflite ({psnr['tflite_fp16']:.1f} dB here)" in warning

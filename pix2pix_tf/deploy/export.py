@@ -291,14 +291,9 @@ def run_export(config: ExportConfig) -> dict:
         logger.warning("%s", warning)
     report = {
         "model": {**metadata, "source": run.checkpoint},
-        "eval": {
-            "dir": eval_dir,
-            "images": len(inputs),
-            "calibration_images": 0 if calibration is None else len(calibration),
-            "psnr_floor_db": config.psnr_floor,
-        },
+        "eval": {"dir": eval_dir, "images": len(inputs), "calibration_images": 0 if calibration is None else len(calibration)},
         "formats": {**measured, **failed},
-        "warnings": warnings,
+        "fidelity": {"psnr_floor_db": config.psnr_floor, "warnings": warnings},
         "environment": environment(),
     }
     write_json(os.path.join(model_dir, "export_report.json"), report)
@@ -341,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         parser.error(str(err))  # one line, exit code 2
     print(json.dumps(report["formats"], indent=2))
-    for warning in report["warnings"]:  # again after the figures, where the eye lands
+    for warning in report["fidelity"]["warnings"]:  # again after the figures, where the eye lands
         print(f"WARNING: {warning}", file=sys.stderr)
     return 0
 
