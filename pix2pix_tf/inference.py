@@ -16,10 +16,15 @@ TEST_MODES = ("eval", "paper")
 # --resize-mode: "own" = translate at the image's own size (padded to a multiple of 2^depth, cropped back);
 # "squash" = resize to the training size and back.
 RESIZE_MODES = ("own", "squash")
-# Own-size translation's cap on padded pixels per image. Activations grow with the pixel count (the 54 M-param
-# U-Net's layer outputs sum to about 60 MB of float32 per 256x256 image), so 2048x2048 (64x that) bounds one
-# image near 4 GB instead of letting a 10000x10000 upload exhaust memory.
+# The served signatures' cap on pixels per image (own size: padded pixels). Activations grow with the pixel count
+# (the 54 M-param U-Net's layer outputs sum to about 60 MB of float32 per 256x256 image), so 2048x2048 (64x that)
+# bounds one own-size image near 4 GB instead of letting a 10000x10000 upload exhaust memory; squash holds only a few
+# copies of the image (a 2048x2048 PNG raised a served squash model's peak memory by 77 MB).
 MAX_PIXELS = 2048 * 2048
+# What the encoded-image signatures decode: the formats whose header states the size tf.io.decode_image allocates.
+# GIF is not one (TensorFlow's canvas is the largest of its frames, each declared in the body, and every frame is
+# decoded), nor WebP or JPEG XL (size fields TensorFlow reads deep in their own containers).
+ENCODINGS = "PNG, JPEG or BMP"
 
 
 class PerImageBatchNorm(layers.Layer):
@@ -138,6 +143,94 @@ def check_own_size(
         )
 
 
+def assert_within_cap(
+    height: tf.Tensor, width: tf.Tensor, max_pixels: int, multiple: int = 1
+) -> tf.Operation | None:
+    """An op that fails with InvalidArgumentError when a `height` x `width` image, each side padded up to a
+    multiple of `multiple`, has more than `max_pixels` pixels. The message names the size, the cap and the flag.
+    """
+    height, width = tf.cast(height, tf.int64), tf.cast(width, tf.int64)
+    padded_h, padded_w = (height + multiple - 1) // multiple * multiple, (width + multiple - 1) // multiple * multiple
+    padded = f" (padded to a multiple of {multiple}: {{}}x{{}})" if multiple > 1 else ""
+    message = tf.strings.format(
+        "the image is {}x{} px" + padded + f", over the cap of {max_pixels} pixels (height x width) this model was "
+        "exported with: send a smaller image, or re-export with a larger --max-pixels (python export.py, "
+        "pix2pix-export; memory grows with it)",
+        [width, height, padded_w, padded_h] if multiple > 1 else [width, height],
+    )  # fmt: skip
+    return tf.debugging.Assert(padded_h * padded_w <= max_pixels, [message])
+
+
+def within_cap(tensor: tf.Tensor, height: tf.Tensor, width: tf.Tensor, max_pixels: int, multiple: int = 1) -> tf.Tensor:
+    """`tensor`, released only once `assert_within_cap` passed.
+
+    In a graph an assert runs beside the ops that do not use its result (the executor starts every op whose
+    inputs are ready), so an oversized image would be decoded or converted while the check fails: the control
+    dependency makes every op reading the result wait for it.
+    """
+    with tf.control_dependencies([assert_within_cap(height, width, max_pixels, multiple)]):
+        return tf.identity(tensor)
+
+
+def _header_number(head: tf.Tensor, start: int, big_endian: bool) -> tf.Tensor:
+    """The unsigned 32-bit integer stored at head[start : start + 4] (int64 bytes), as int64."""
+    shifts = tf.constant([24, 16, 8, 0] if big_endian else [0, 8, 16, 24], tf.int64)
+    return tf.reduce_sum(tf.bitwise.left_shift(head[start : start + 4], shifts))
+
+
+def encoded_image_size(data: tf.Tensor) -> tf.Tensor:
+    """(height, width), int64 [2], of PNG, JPEG or BMP bytes, read from the header without decoding any pixel.
+
+    The fields read are those tf.io.decode_image allocates its output from: PNG's IHDR (the first chunk, which
+    libpng requires), JPEG's frame header (tf.io.extract_jpeg_shape, libjpeg's own header reader) and BMP's
+    info header (int32 little-endian; a negative height stores the rows top-down). TensorFlow reads a header on
+    its own for JPEG only, so PNG's and BMP's fixed-offset fields are read here from the first 26 bytes.
+
+    Raises:
+        tf.errors.InvalidArgumentError: when run on anything else (GIF, WebP, JPEG XL, not an image) or on a
+            JPEG whose header is broken.
+    """
+    # The first 26 bytes, zero-padded, so that a short input reads as "not an image" rather than failing substr.
+    head = tf.strings.substr(tf.strings.join([tf.strings.substr(data, 0, 26), b"\0" * 26]), 0, 26)
+    head = tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int64)  # [26]
+
+    def starts(magic: bytes, at: int = 0) -> tf.Tensor:
+        return tf.reduce_all(tf.equal(head[at : at + len(magic)], tf.constant(list(magic), tf.int64)))
+
+    is_png = starts(b"\x89PNG\r\n\x1a\n") & starts(b"IHDR", 12)
+    is_jpeg, is_bmp = starts(b"\xff\xd8\xff"), starts(b"BM")
+    png_size = tf.stack([_header_number(head, 20, True), _header_number(head, 16, True)])
+    bmp_size = tf.stack([_header_number(head, 22, False), _header_number(head, 18, False)])
+    bmp_size = tf.abs(tf.where(bmp_size >= 2**31, bmp_size - 2**32, bmp_size))  # int32 fields
+    known = tf.debugging.Assert(
+        is_png | is_jpeg | is_bmp,
+        [f"image_bytes must be {ENCODINGS} files (their header states the size before decoding; GIF, WebP and "
+         "JPEG XL do not): convert the image to PNG"],
+    )  # fmt: skip
+    with tf.control_dependencies([known]):
+        return tf.cond(
+            is_jpeg,
+            lambda: tf.cast(tf.io.extract_jpeg_shape(data)[:2], tf.int64),  # only on JPEG bytes: it raises on others
+            lambda: tf.where(is_png, png_size, bmp_size),
+        )
+
+
+def decode_within_cap(data: tf.Tensor, max_pixels: int, multiple: int = 1) -> tf.Tensor:
+    """PNG/JPEG/BMP bytes -> uint8 RGB [h, w, 3]; refused from the header, before decoding, when over the cap.
+
+    Args:
+        data: one encoded image, a scalar string.
+        max_pixels: the cap on height x width, each side padded up to a multiple of `multiple` first.
+        multiple: 2^depth for own-size translation (which pads to it), 1 for squash.
+
+    Raises:
+        tf.errors.InvalidArgumentError: when run on another format or an image over the cap (see assert_within_cap).
+    """
+    size = encoded_image_size(data)
+    data = within_cap(data, size[0], size[1], max_pixels, multiple)
+    return tf.io.decode_image(data, channels=3, expand_animations=False)  # gray and RGBA files become RGB
+
+
 def _reflect_indices(size: tf.Tensor, before: tf.Tensor, after: tf.Tensor) -> tf.Tensor:
     """Indices of a side `size` long, extended by `before` / `after` mirrored positions (edge not repeated).
 
@@ -160,15 +253,12 @@ def translate_own_size(
     statistics) it would tint the whole output, not just the border.
 
     Raises:
-        tf.errors.InvalidArgumentError: the padded image has more than `max_pixels` pixels.
+        tf.errors.InvalidArgumentError: the padded image has more than `max_pixels` pixels (checked before the
+            padding, so nothing is allocated for it).
     """
     height, width = tf.shape(images)[1], tf.shape(images)[2]
     pad_h, pad_w = (-height) % multiple, (-width) % multiple
-    tf.debugging.assert_less_equal(
-        (height + pad_h) * (width + pad_w), max_pixels,
-        message=f"the image padded to a multiple of {multiple} exceeds the own-size cap of {max_pixels} pixels: "
-        "send a smaller image or export with --resize-mode squash",
-    )  # fmt: skip
+    images = within_cap(images, height, width, max_pixels, multiple)
     top, left = pad_h // 2, pad_w // 2
     padded = tf.gather(images, _reflect_indices(height, top, pad_h - top), axis=1)
     padded = tf.gather(padded, _reflect_indices(width, left, pad_w - left), axis=2)  # [N, h + pad_h, w + pad_w, C]

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -14,6 +15,7 @@ import train as train_script
 from pix2pix_tf.config import UsageError
 from pix2pix_tf.core.networks import build_generator
 from pix2pix_tf.data.pairs import list_images, load_pair, resize_pair, to_float, to_uint8
+from pix2pix_tf.deploy.export import fidelity_warnings
 from pix2pix_tf.deploy.litert import LiteRTGenerator
 from pix2pix_tf.deploy.savedmodel import export_saved_model, next_version
 from pix2pix_tf.deploy.tflite import TFLITE_MODES, TFLiteUnsupportedError, convert_tflite
@@ -25,6 +27,11 @@ from pix2pix_tf.run import load_generator
 SAVEDMODEL_MAX_ERR, FP32_MAX_ERR, FP16_MAX_ERR = 1e-5, 1e-4, 2e-2
 # Measured on this tiny trained model (2 epochs, ngf 8, 32x32): int8 dynamic 116 dB, int8 full 59 dB (BENCHMARKS.md).
 INT8_MIN_PSNR, INT8_FULL_MIN_PSNR = 60.0, 40.0
+# That model paints near-grey (output std 0.004), which quantization hardly disturbs: an int8_full calibrated on
+# inputs scaled to [-0.1, 0.1] still reads 55.4 dB there, above its floor. These floors hold on a model whose
+# outputs span the targets' colours (`fitted`, output std 0.43), measured there at fp16 97.9 dB, int8 73.0 dB and
+# int8_full 53.4 dB; the same broken calibration reads 17.6 dB on it.
+FITTED_MIN_PSNR = {"tflite_fp16": 80.0, "tflite_int8": 60.0, "tflite_int8_full": 45.0}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +46,7 @@ def exported(pair_dir, tmp_path_factory):
     ]) == 0
     export_dir = str(root / "exports")
     assert export_script.main(["--checkpoint-dir", os.path.join(out, "checkpoints"), "--export-dir", export_dir,
-                               "--latency-runs", "1"]) == 0
+                               "--latency-runs", "1", "--resize-mode", "own"]) == 0
     generator = load_generator(os.path.join(out, "checkpoints")).generator
     files = list_images(pair_dir, "val")
     inputs = np.stack([resize_pair(*load_pair(tf.constant(f), "BtoA"), (32, 32))[0].numpy() for f in files])
@@ -113,6 +120,64 @@ def test_tflite_on_litert_matches_keras(exported):
     assert results["fp16"][0] <= FP16_MAX_ERR, results
     assert results["int8"][1] >= INT8_MIN_PSNR, results
     assert results["int8_full"][1] >= INT8_FULL_MIN_PSNR, results
+
+
+@pytest.fixture(scope="module")
+def fitted(pair_dir, tmp_path_factory):
+    """A tiny generator fitted with L1 for 24 steps, saved as .keras: its outputs take the photos' colours."""
+    keras.utils.set_random_seed(0)
+
+    def halves(split):
+        pairs = [resize_pair(*load_pair(tf.constant(f), "BtoA"), (32, 32)) for f in list_images(pair_dir, split)]
+        return np.stack([x.numpy() for x, _ in pairs]), np.stack([y.numpy() for _, y in pairs])
+
+    generator = build_generator((32, 32), filters=8, depth=5)
+    generator.compile(optimizer=keras.optimizers.Adam(1e-2, beta_1=0.5), loss="mae")
+    generator.fit(*halves("train"), batch_size=4, epochs=8, verbose=0)
+    path = str(tmp_path_factory.mktemp("fitted") / "generator.keras")
+    generator.save(path)
+    return {"path": path, "outputs": generator(halves("val")[0], training=False).numpy()}
+
+
+def test_quantized_fidelity_on_a_model_that_is_not_grey_and_the_export_warning(fitted, pair_dir, tmp_path, capsys):
+    assert fitted["outputs"].std() > 0.3  # the 2-epoch run's outputs: std 0.004
+    argv = ["--keras-file", fitted["path"], "--eval-dir", os.path.join(pair_dir, "val"), "--calibration-dir",
+            os.path.join(pair_dir, "train"), "--formats", "fp16,int8,int8_full", "--latency-runs", "1",
+            "--export-dir", str(tmp_path), "--psnr-floor", "60"]  # fmt: skip
+    assert export_script.main(argv) == 0
+    with open(tmp_path / "pix2pix" / "export_report.json") as f:
+        report = json.load(f)
+    psnr = {name: report["formats"][name]["psnr_db"] for name in FITTED_MIN_PSNR}
+    assert all(psnr[name] >= floor for name, floor in FITTED_MIN_PSNR.items()), psnr
+    # Raised to 60 dB, the floor sits between int8_full and int8 here: one warning, in the log, on the console and
+    # in the report, naming the fp16 file as the way out.
+    assert report["fidelity"]["psnr_floor_db"] == 60 and len(report["fidelity"]["warnings"]) == 1, report["fidelity"]
+    warning = report["fidelity"]["warnings"][0]
+    assert warning.startswith(f"tflite_int8_full reads {psnr['tflite_int8_full']:.1f} dB PSNR")
+    assert "under the 60 dB floor" in warning
+    assert f"ship generator_fp16.tflite ({psnr['tflite_fp16']:.1f} dB here)" in warning
+    captured = capsys.readouterr()
+    assert f"WARNING {warning}" in captured.out and f"WARNING: {warning}" in captured.err
+    assert fidelity_warnings(report["formats"], 30.0) == []  # the default floor: this model is fine in every format
+
+
+def test_export_chooses_the_resize_mode_the_training_size_needs(exported, pair_dir, tmp_path, capsys):
+    # Trained at 32x32 on 64 px pairs (the CPU recipe's 128 on 256, in small): squash, logged.
+    assert export_script.main(["--checkpoint-dir", exported["checkpoints"], "--export-dir", str(tmp_path / "a"),
+                               "--formats", "savedmodel", "--latency-runs", "1"]) == 0  # fmt: skip
+    with open(tmp_path / "a" / "pix2pix" / "1" / "assets.extra" / "pix2pix.json") as f:
+        assert json.load(f)["resize_mode"] == "squash"
+    out = capsys.readouterr().out
+    assert "--resize-mode squash, chosen from the run's data (pass --resize-mode to choose): a held-out input is " \
+           "64x64 px, 2.0x the 32x32 the model was trained at" in out  # fmt: skip
+    # A generator built for the data's own size: own.
+    keras_file = str(tmp_path / "g64.keras")
+    build_generator((64, 64), filters=2, depth=6).save(keras_file)
+    assert export_script.main(["--keras-file", keras_file, "--eval-dir", os.path.join(pair_dir, "val"), "--export-dir",
+                               str(tmp_path / "b"), "--formats", "savedmodel", "--latency-runs", "1"]) == 0  # fmt: skip
+    with open(tmp_path / "b" / "pix2pix" / "export_report.json") as f:
+        assert json.load(f)["model"]["resize_mode"] == "own"
+    assert "--resize-mode own, chosen from the run's data" in capsys.readouterr().out
 
 
 def test_predict_cli_backends_agree(exported, pair_dir, tmp_path):
@@ -246,6 +311,7 @@ def test_converter_rejects_unknown_modes_and_uncalibrated_int8():
         (["--test-mode", "train"], "invalid choice: 'train'"),
         (["--resize-mode", "crop"], "invalid choice: 'crop'"),
         (["--max-pixels", "0"], "--max-pixels is out of range"),
+        (["--psnr-floor", "-1"], "--psnr-floor is out of range"),
     ],
 )
 def test_export_cli_errors_exit_2_with_one_line(argv, message, capsys, tmp_path):

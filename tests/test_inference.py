@@ -147,7 +147,8 @@ def test_reflect_padding_mirrors_the_image_and_survives_tiny_images():
 
 def test_own_size_cap_is_an_error_in_the_graph(generator):
     net = inference_generator(generator, "eval")
-    with pytest.raises(tf.errors.InvalidArgumentError, match="own-size cap of 2048 pixels"):
+    message = r"40x40 px \(padded to a multiple of 32: 64x64\), over the cap of 2048 pixels"
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         translate_own_size(lambda t: net(t), tf.zeros((1, 40, 40, 3)), 32, max_pixels=2048)
 
 

@@ -24,7 +24,7 @@ from ..data.sources import run_data_dir
 from ..errors import UsageError
 from ..extras import import_extra
 from ..files import atomic_path, write_json
-from ..inference import MAX_PIXELS, RESIZE_MODES, TEST_MODES, inference_generator, model_size
+from ..inference import MAX_PIXELS, RESIZE_MODES, TEST_MODES, inference_generator, model_size, scale_mismatch
 from ..logs import setup_logging
 from ..run import Restored, load_generator
 from ..tasks import Task, task_for
@@ -38,6 +38,10 @@ logger = logging.getLogger("pix2pix_tf")
 DEFAULT_FORMATS = ("savedmodel", *TFLITE_MODES)
 FORMATS = (*DEFAULT_FORMATS, "onnx")  # onnx is opt-in: it needs the [onnx] extra (tf2onnx, onnxruntime)
 PEAK = 2.0  # the generator's output range [-1, 1]: PSNR here equals PSNR of the uint8 images
+# --psnr-floor's default: 30 dB against Keras is an RMS difference of 8 of the 255 levels, which shows in a picture.
+# The recipe's trained 128x128 model reads 22.7 dB in int8_full and 43.3 dB in int8 (BENCHMARKS.md).
+PSNR_FLOOR_DB = 30.0
+QUANTIZED = ("tflite_int8", "tflite_int8_full")  # the formats --psnr-floor watches; fp16 is their alternative
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +64,9 @@ class ExportConfig:
     direction: str = option("", "which half of a pair is the input; default: the run's --direction (BtoA)", ("", "AtoB", "BtoA"))
     latency_runs: int = option(20, "timed one-image calls per format for the latency figures")
     test_mode: str = option("eval", "eval: training=False (moving BN statistics, no dropout); paper: the paper's test time, dropout on and each image normalized by its own statistics (no TFLite)", TEST_MODES)
-    resize_mode: str = option("own", "what the SavedModel's image signatures do with an image's size: own = translate at it (padded to a multiple of 2^depth); squash = resize to the training size and back", RESIZE_MODES)
-    max_pixels: int = option(MAX_PIXELS, "own size: largest padded image (height x width) the signatures accept; larger ones are refused")
+    resize_mode: str = option("", "what the SavedModel's image signatures do with an image's size: own = translate at it (padded to a multiple of 2^depth); squash = resize to the training size and back; default: squash when the held-out images are 1.5x the training size or more (at their own size such a model repeats texture tiles), else own", ("", *RESIZE_MODES))
+    max_pixels: int = option(MAX_PIXELS, "largest image (height x width; own size: padded to 2^depth) the SavedModel's signatures accept, in both resize modes; an encoded image is refused from its header, before decoding")
+    psnr_floor: float = option(PSNR_FLOOR_DB, "warn when a quantized TFLite format (int8, int8_full) reads under this PSNR (dB) against the Keras generator; 0 = never")
 
     def __post_init__(self) -> None:
         unknown = set(self.format_list) - set(FORMATS)
@@ -74,12 +79,12 @@ class ExportConfig:
             require_onnx()  # the optional extra: say so before anything is loaded or written
         if not is_safe_model_name(self.model_name):
             raise UsageError(f"--model-name {self.model_name!r} must be a plain folder name (letters, digits, _ . -)")
-        if self.test_mode not in TEST_MODES or self.resize_mode not in RESIZE_MODES:
+        if self.test_mode not in TEST_MODES or self.resize_mode not in ("", *RESIZE_MODES):
             raise UsageError(
                 f"--test-mode must be one of {', '.join(TEST_MODES)} and --resize-mode one of {', '.join(RESIZE_MODES)}"
             )
-        for name in ("version", "calibration_count", "eval_count", "latency_runs", "max_pixels"):
-            if getattr(self, name) < (0 if name == "version" else 1):
+        for name in ("version", "calibration_count", "eval_count", "latency_runs", "max_pixels", "psnr_floor"):
+            if getattr(self, name) < (0 if name in ("version", "psnr_floor") else 1):
                 raise UsageError(f"--{name.replace('_', '-')} is out of range: {getattr(self, name)}")
 
     @property
@@ -147,6 +152,48 @@ def measure(
     return formats
 
 
+def fidelity_warnings(formats: dict, floor: float) -> list[str]:
+    """One line per quantized TFLite format of a report whose PSNR against Keras is under `floor` dB, naming fp16."""
+    fp16 = formats.get("tflite_fp16", {})
+    if "psnr_db" in fp16:
+        measured = f"{fp16['psnr_db']:.1f} dB here" if fp16["psnr_db"] else "identical here"
+        instead = f"generator_fp16.tflite ({measured})"
+    else:
+        instead = "fp16 (add fp16 to --formats)"
+    psnr = {name: formats[name].get("psnr_db") for name in QUANTIZED if name in formats}
+    return [
+        f"{name} reads {db:.1f} dB PSNR against the Keras generator, under the {floor:g} dB floor (--psnr-floor); "
+        f"where fidelity matters ship {instead}, half the fp32 size"
+        for name, db in psnr.items()
+        if db is not None and db < floor  # None: identical
+    ]
+
+
+def resize_mode_for(given: str, held_out: tuple[int, int], size: tuple[int, int]) -> str:
+    """The SavedModel's --resize-mode: `given`, or when it is "", squash for held-out inputs 1.5x the training size
+    or more, else own. Logs the choice, and warns when `given` is own on such inputs.
+
+    A model trained on downscaled data (the 128x128 CPU recipe on 256 px Cityscapes) repeats texture tiles at the
+    data's own size (inference.scale_mismatch); its signatures should translate at the training size instead.
+
+    Args:
+        given: --resize-mode as passed ("" = not given).
+        held_out: (height, width) of a held-out input as stored.
+        size: the training size (height, width).
+    """
+    mismatch = scale_mismatch(*held_out, size, "a held-out input")
+    if given:
+        if given == "own" and mismatch:
+            logger.warning("%s", mismatch)
+        return given
+    mode = "squash" if mismatch else "own"
+    height, width = held_out
+    reason = mismatch or (f"a held-out input is {width}x{height} px, within 1.5x the {size[1]}x{size[0]} the model "
+                          "was trained at, so the signatures translate each image at its own size")  # fmt: skip
+    logger.info("--resize-mode %s, chosen from the run's data (pass --resize-mode to choose): %s", mode, reason)
+    return mode
+
+
 def environment() -> dict:
     """Where the figures were measured: they only compare within one report."""
     return {
@@ -188,6 +235,7 @@ def run_export(config: ExportConfig) -> dict:
     if not eval_dir:
         raise UsageError("no held-out images for the fidelity figures: pass --eval-dir (a folder of pair images)")
     inputs = task.read_inputs(eval_dir, direction, size, config.eval_count)
+    resize_mode = resize_mode_for(config.resize_mode, task.input_size(eval_dir, direction), size)
     model_dir = os.path.join(config.export_dir, config.model_name)
     formats = config.format_list
     tflite_modes = [mode for mode in TFLITE_MODES if mode in formats]
@@ -209,9 +257,10 @@ def run_export(config: ExportConfig) -> dict:
     if "savedmodel" in formats:
         path = export_saved_model(
             generator, config.export_dir, config.model_name, config.version or None, config.overwrite,
-            test_mode=config.test_mode, resize_mode=config.resize_mode, max_pixels=config.max_pixels, seed=seed,
+            test_mode=config.test_mode, resize_mode=resize_mode, max_pixels=config.max_pixels, seed=seed,
         )  # fmt: skip
-        logger.info("SavedModel (--test-mode %s, --resize-mode %s) in %s", config.test_mode, config.resize_mode, path)
+        logger.info("SavedModel (--test-mode %s, --resize-mode %s, --max-pixels %d) in %s", config.test_mode,
+                    resize_mode, config.max_pixels, path)  # fmt: skip
         translate = tf.saved_model.load(path).signatures["translate_float"]
         runners["savedmodel"] = (path, lambda x: translate(images=tf.constant(x))["images"].numpy())
     try:
@@ -235,11 +284,16 @@ def run_export(config: ExportConfig) -> dict:
         logger.info("ONNX written to %s (%d bytes)", paths["onnx"], len(model))
         runners["onnx"] = (paths["onnx"], OnnxGenerator(paths["onnx"]))
     reference = inference_generator(generator, config.test_mode, any_size=False, seed=seed)
-    metadata = export_metadata(generator, config.test_mode, config.resize_mode, config.max_pixels)
+    metadata = export_metadata(generator, config.test_mode, resize_mode, config.max_pixels)
+    measured = measure(runners, reference, inputs, config.latency_runs)
+    warnings = fidelity_warnings(measured, config.psnr_floor)
+    for warning in warnings:
+        logger.warning("%s", warning)
     report = {
         "model": {**metadata, "source": run.checkpoint},
         "eval": {"dir": eval_dir, "images": len(inputs), "calibration_images": 0 if calibration is None else len(calibration)},
-        "formats": {**measure(runners, reference, inputs, config.latency_runs), **failed},
+        "formats": {**measured, **failed},
+        "fidelity": {"psnr_floor_db": config.psnr_floor, "warnings": warnings},
         "environment": environment(),
     }
     write_json(os.path.join(model_dir, "export_report.json"), report)
@@ -259,6 +313,7 @@ CLI_DESCRIPTION = """Export a trained pix2pix generator: SavedModel (TF Serving 
     python export.py --formats savedmodel,onnx                  # ONNX needs: pip install 'pix2pix_tf[onnx]'
     python export.py --test-mode paper --model-name pix2pix-paper --formats savedmodel   # dropout on, per-image BN
     python export.py --resize-mode squash                       # signatures translate at the training size
+    python export.py --max-pixels 16777216                      # accept images up to 4096x4096 (memory grows with it)
 
 `pix2pix-export` (installed with the package) and `python -m pix2pix_tf.export` take the same flags.
 Writes EXPORT_DIR/MODEL_NAME/VERSION/ (SavedModel: serving_default, translate_encoded, translate_float),
@@ -281,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         parser.error(str(err))  # one line, exit code 2
     print(json.dumps(report["formats"], indent=2))
+    for warning in report["fidelity"]["warnings"]:  # again after the figures, where the eye lands
+        print(f"WARNING: {warning}", file=sys.stderr)
     return 0
 
 

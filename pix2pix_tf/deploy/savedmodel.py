@@ -36,7 +36,8 @@ def serving_functions(
         test_mode: "eval" or "paper" (inference.TEST_MODES), for every endpoint.
         resize_mode: "own" translates each image at its own size (reflect-padded to a multiple of
             2^depth, cropped back), "squash" at the model size (resized there and back).
-        max_pixels: own-size cap on an image's padded pixel count (a larger image is an error).
+        max_pixels: the cap on an image's pixel count (own size: padded to 2^depth), in both modes; a larger image
+            is an error before anything is allocated for it (an encoded one: from its header, before decoding).
         seed: seeds the paper mode's dropout masks (inference.inference_generator).
     """
     if resize_mode not in RESIZE_MODES:
@@ -79,7 +80,7 @@ def export_metadata(generator: keras.Model, test_mode: str, resize_mode: str, ma
     return {
         "test_mode": test_mode,
         "resize_mode": resize_mode,
-        "max_pixels": max_pixels if resize_mode == "own" else None,
+        "max_pixels": max_pixels,  # exports written before squash had a cap hold None there
         "image_size": list(model_size(generator)),
         "size_multiple": size_multiple(generator),
         "channels": [int(generator.input_shape[-1]), int(generator.output_shape[-1])],

@@ -47,6 +47,10 @@ class Task(Protocol):
     def read_inputs(self, folder: str, direction: str, size: tuple[int, int], count: int) -> np.ndarray:
         """The first `count` generator inputs of a split folder: float32 [N, H, W, Cin] in [-1, 1] at `size`."""
 
+    def input_size(self, folder: str, direction: str) -> tuple[int, int]:
+        """(height, width) of a split folder's first generator input as stored: export compares it with the
+        training size to choose --resize-mode."""
+
     def to_rgb(self, x: tf.Tensor, y: tf.Tensor | None = None) -> tf.Tensor:
         """RGB [N, H, W, 3] in [-1, 1] of y given x, or of x alone: what sample grids show and image metrics measure."""
 

@@ -13,7 +13,7 @@ import tensorflow as tf
 from ..data.pairs import IMAGE_EXTENSIONS, as_rgb, checked_image_batch, jitter_stack, to_float, to_uint8
 from ..data.synthetic import write_synthetic_photos
 from ..errors import UsageError
-from ..inference import MAX_PIXELS, size_multiple, translate_own_size
+from ..inference import MAX_PIXELS, decode_within_cap, size_multiple, translate_own_size, within_cap
 
 # sRGB (IEC 61966-2-1) primaries -> CIE XYZ, and the D65 white point (2 degree observer).
 _RGB_TO_XYZ = np.array(
@@ -153,6 +153,14 @@ def list_photos(data_dir: str, split: str, val_fraction: float) -> list[str]:
     return [pool[i] for i in sorted(chosen)]
 
 
+def _photos_in(folder: str) -> list[str]:
+    """walk_photos for export's --eval-dir / --calibration-dir, which must hold some."""
+    photos = walk_photos(folder)
+    if not photos:
+        raise UsageError(f"no photos found under {folder}: pass --eval-dir / --calibration-dir with JPEG/PNG photos")
+    return photos
+
+
 def colorization_to_rgb(x: tf.Tensor, y: tf.Tensor | None = None) -> tf.Tensor:
     """L (x) with ab (y) as RGB in [-1, 1]; without y, the L channel alone (a = b = 0: gray)."""
     ab = tf.zeros_like(tf.concat([x, x], axis=-1)) if y is None else y
@@ -195,10 +203,15 @@ class ColorizationTask:
         Raises:
             UsageError: no photos there.
         """
-        photos = walk_photos(folder)
-        if not photos:
-            raise UsageError(f"no photos found under {folder}: pass --eval-dir / --calibration-dir with JPEG/PNG photos")
-        return np.stack([eval_example(tf.constant(path), size)[0].numpy() for path in photos[:count]])
+        return np.stack([eval_example(tf.constant(path), size)[0].numpy() for path in _photos_in(folder)[:count]])
+
+    def input_size(self, folder: str, direction: str) -> tuple[int, int]:
+        """(height, width) of the first photo under `folder`, as stored (`direction` does not apply to photos).
+
+        Raises:
+            UsageError: no photos there.
+        """
+        return tuple(int(side) for side in decode_photo(tf.constant(_photos_in(folder)[0])).shape[:2])
 
     def to_rgb(self, x: tf.Tensor, y: tf.Tensor | None = None) -> tf.Tensor:
         return colorization_to_rgb(x, y)
@@ -213,29 +226,38 @@ class ColorizationTask:
         """A colorizer's SavedModel endpoints, name -> (function, input signature), same names and keys as the paired task's.
 
         serving_default: uint8 images [N, h, w, C] (C = 1, 2, 3 or 4; any size) -> {"images": colorized uint8 RGB}.
-        translate_encoded: PNG/JPEG bytes [N] -> {"image_bytes": colorized PNGs}, each at its own size.
+        translate_encoded: PNG/JPEG/BMP bytes [N] -> {"image_bytes": colorized PNGs}, each at its own size.
         translate_float: the network itself, as in TFLite: L [N, H, W, 1] -> {"images": ab [N, H, W, 2]}, both [-1, 1].
 
         Args:
             net: the generator for inference (inference.inference_generator: any size, the chosen test mode).
             size: the training size (H, W): "squash" runs the network there, translate_float takes it.
             resize_mode: "own" or "squash", as in colorize.
-            max_pixels: the own-size cap.
+            max_pixels: the cap on an image's pixels (own size: padded), checked before anything is allocated
+                for it (an encoded image: from its header, before decoding).
         """
         multiple = size_multiple(net)
+        cap_multiple = multiple if resize_mode == "own" else 1  # own size pads each side to the multiple
 
         def predict_ab(lightness):
             return net(lightness, training=False)
 
         def translate_images(images):
-            return {"images": colorize(checked_image_batch(images), predict_ab, size, resize_mode, multiple, max_pixels)}
+            images = checked_image_batch(images)
+            shape = tf.shape(images)
+            images = within_cap(images, shape[1], shape[2], max_pixels, cap_multiple)
+            return {"images": colorize(images, predict_ab, size, resize_mode, multiple, max_pixels)}
 
         def translate_encoded(image_bytes):
             def one(data):  # images differ in size, so one at a time
-                image = tf.io.decode_image(data, channels=3, expand_animations=False)
+                image = decode_within_cap(data, max_pixels, cap_multiple)
                 return tf.io.encode_png(colorize(image[tf.newaxis], predict_ab, size, resize_mode, multiple, max_pixels)[0])
 
-            return {"image_bytes": tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec((), tf.string))}
+            # parallel_iterations=1: one full-size image at a time, so a request's peak is one image's, whatever
+            # its length.
+            string = tf.TensorSpec((), tf.string)
+            encoded = tf.map_fn(one, image_bytes, parallel_iterations=1, fn_output_signature=string)
+            return {"image_bytes": encoded}
 
         def translate_float(images):
             return {"images": predict_ab(tf.ensure_shape(images, (None, *size, 1)))}

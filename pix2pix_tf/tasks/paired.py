@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from ..data.pairs import as_rgb, checked_image_batch, list_images, load_pair, to_channels, to_float, to_uint8
 from ..data.synthetic import write_synthetic_dataset
-from ..inference import MAX_PIXELS, size_multiple, translate_own_size
+from ..inference import MAX_PIXELS, decode_within_cap, size_multiple, translate_own_size, within_cap
 
 
 def paired_to_rgb(x: tf.Tensor, y: tf.Tensor | None = None) -> tf.Tensor:
@@ -31,6 +31,12 @@ def preprocess(images: tf.Tensor, size: tuple[int, int], channels: int = 3) -> t
 def postprocess(outputs: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
     """Generator output [-1, 1] -> uint8 at `size` (the caller's original height, width)."""
     return to_uint8(tf.image.resize(outputs, size, antialias=True))
+
+
+def _split_files(folder: str) -> list:
+    """The pair files of a split folder, in any layout data.pairs.list_images reads (it raises UsageError on none)."""
+    folder = os.path.abspath(folder)
+    return list_images(os.path.dirname(folder), os.path.basename(folder))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,13 +67,19 @@ class PairedTask:
         Raises:
             UsageError: the folder is missing or holds no images.
         """
-        folder = os.path.abspath(folder)
-        files = list_images(os.path.dirname(folder), os.path.basename(folder))
         inputs = [
             tf.image.resize(to_float(to_channels(load_pair(tf.constant(path), direction)[0], self.input_channels)), size).numpy()
-            for path in files[:count]
+            for path in _split_files(folder)[:count]
         ]
         return np.stack(inputs).astype(np.float32)
+
+    def input_size(self, folder: str, direction: str) -> tuple[int, int]:
+        """(height, width) of the first pair's input half in a split folder, as stored.
+
+        Raises:
+            UsageError: the folder is missing or holds no images.
+        """
+        return tuple(int(side) for side in load_pair(tf.constant(_split_files(folder)[0]), direction)[0].shape[:2])
 
     def to_rgb(self, x: tf.Tensor, y: tf.Tensor | None = None) -> tf.Tensor:
         return paired_to_rgb(x, y)
@@ -83,10 +95,14 @@ class PairedTask:
         self, net: Callable, size: tuple[int, int], resize_mode: str = "own", max_pixels: int = MAX_PIXELS
     ) -> dict[str, tuple[Callable, list[tf.TensorSpec]]]:
         """serving_default: uint8 images [N, h, w, C] (C = 1, 2, 3 or 4; any size) -> {"images": uint8 [N, h, w, Cout]}.
-        translate_encoded: PNG/JPEG bytes [N] -> {"image_bytes": PNGs}, each at its own size.
+        translate_encoded: PNG/JPEG/BMP bytes [N] -> {"image_bytes": PNGs}, each at its own size.
         translate_float: the network itself, as in TFLite: [N, H, W, Cin] -> {"images": [N, H, W, Cout]}, both [-1, 1].
+
+        An image over `max_pixels` (own size: padded) is refused before anything is allocated for it: an encoded
+        one from its header, before decoding; the encoded images of a request are decoded one at a time.
         """
         channels, multiple = self.input_channels, size_multiple(net)
+        cap_multiple = multiple if resize_mode == "own" else 1  # own size pads each side to the multiple
 
         def run(x):
             return net(x, training=False)
@@ -95,32 +111,36 @@ class PairedTask:
             return self.translate(run, images, size, resize_mode, multiple, max_pixels)
 
         def translate_images(images):
-            return {"images": translate(checked_image_batch(images))}
+            images = checked_image_batch(images)
+            shape = tf.shape(images)
+            return {"images": translate(within_cap(images, shape[1], shape[2], max_pixels, cap_multiple))}
 
         def translate_encoded(image_bytes):
             def decode(data):
-                # channels=3: grayscale and RGBA files become RGB; PNG and JPEG both decode here.
-                return tf.io.decode_image(data, channels=3, expand_animations=False)
+                return decode_within_cap(data, max_pixels, cap_multiple)
 
+            # parallel_iterations=1: one full-size image at a time, so a request's peak is one image's, whatever
+            # its length.
             if resize_mode == "own":  # images differ in size: one generator call each
 
                 def own(data):
                     return tf.io.encode_png(translate(decode(data)[tf.newaxis])[0])
 
-                return {"image_bytes": tf.map_fn(own, image_bytes, fn_output_signature=tf.TensorSpec((), tf.string))}
+                return {"image_bytes": tf.map_fn(own, image_bytes, fn_output_signature=tf.TensorSpec((), tf.string),
+                                                 parallel_iterations=1)}  # fmt: skip
 
             def squash(data):
                 image = decode(data)
                 return preprocess(image[tf.newaxis], size, channels)[0], tf.shape(image)[:2]
 
             inputs, sizes = tf.map_fn(
-                squash, image_bytes,
+                squash, image_bytes, parallel_iterations=1,
                 fn_output_signature=(tf.TensorSpec((*size, channels), tf.float32), tf.TensorSpec((2,), tf.int32)),
             )  # [N, H, W, channels], [N, 2]: one batched generator call at the model size
             outputs = run(inputs)
             encoded = tf.map_fn(
                 lambda args: tf.io.encode_png(postprocess(args[0][tf.newaxis], args[1])[0]),
-                (outputs, sizes), fn_output_signature=tf.TensorSpec((), tf.string),
+                (outputs, sizes), fn_output_signature=tf.TensorSpec((), tf.string), parallel_iterations=1,
             )
             return {"image_bytes": encoded}
 
