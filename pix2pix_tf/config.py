@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 from .data.sources import DEFAULT_DATA_ROOT, REGISTRY
 from .errors import UsageError
+from .files import expand_path, user_path
 
 MAX_GENERATOR_DEPTH = 8  # the paper's U-Net at 256x256: 8 stride-2 downsamples to 1x1
 MIN_IMAGE_SIDE = 32  # the 70x70 PatchGAN needs at least 32 px to give a >= 2x2 patch map
@@ -46,18 +47,30 @@ def auto_generator_depth(image_size: tuple[int, int]) -> int:
     return max(1, min(MAX_GENERATOR_DEPTH, int(math.log2(min(image_size)))))
 
 
-def expand_path(path: str) -> str:
-    """`~` expanded and made absolute; "" (an unset option) stays "".
+# How a path field is stored (option(path=...)): "absolute" for what other tools read later from
+# anywhere (a run's data folders), "home" for `~` expanded only (a relative run folder stays relative,
+# so it can be moved).
+PATH_KINDS = ("absolute", "home")
 
-    Tools that read a run's config.json run from other working directories, and Python's file
-    functions never expand `~` themselves (a shell does, but not in `--flag=~/x` nor in a default).
+
+def option(default: Any, help: str, choices: Sequence[Any] | None = None, flag: bool = True, path: str = ""):
+    """A config field carrying its flag's help and choices; every CLI config dataclass uses it.
+
+    `path` (one of PATH_KINDS) marks a file or folder: `expand_path_fields` expands its `~`.
     """
-    return os.path.abspath(os.path.expanduser(path)) if path else path
+    assert path in ("", *PATH_KINDS), path
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "flag": flag, "path": path})
 
 
-def option(default: Any, help: str, choices: Sequence[Any] | None = None, flag: bool = True):
-    """A config field carrying its flag's help and choices; every CLI config dataclass uses it."""
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "flag": flag})
+def expand_path_fields(config: Any) -> None:
+    """Expands `~` in every path field of a frozen config dataclass; each one's `__post_init__` calls it first.
+
+    Done in the config rather than in argparse so that `--flag ~/x`, `--flag=~/x`, a default, a config
+    built in Python and a config.json read back all give the same value.
+    """
+    for f in dataclasses.fields(config):
+        if f.metadata.get("path"):
+            object.__setattr__(config, f.name, _normalized_path(f, getattr(config, f.name)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,9 +78,9 @@ class TrainConfig:
     """Everything a training run needs; `train.py`'s flags are generated from these fields."""
 
     # data
-    data_dir: str = option("", "folder in the pix2pix layout (train/, val/, optional test/; each file one side-by-side pair), or A/train/ + B/train/ with matching names")
+    data_dir: str = option("", "folder in the pix2pix layout (train/, val/, optional test/; each file one side-by-side pair), or A/train/ + B/train/ with matching names", path="absolute")
     dataset: str = option("", "dataset instead of --data-dir: 'synthetic' draws label/photo pairs offline; a public pix2pix set is downloaded (checksummed) into --data-root", ("", "synthetic", *REGISTRY))
-    data_root: str = option(DEFAULT_DATA_ROOT, "where --dataset NAME is downloaded and extracted (NAME/ inside)")
+    data_root: str = option(DEFAULT_DATA_ROOT, "where --dataset NAME is downloaded and extracted (NAME/ inside)", path="absolute")
     data_source: str = option("folder", "how --dataset NAME is read: the extracted folder, or the TFDS builder 'pix2pix/NAME'", ("folder", "tfds"))
     allow_unverified_download: bool = option(False, "accept a --dataset archive that has no checksum on record (its sha256 is logged)")
     direction: str = option("", "which half is the input: AtoB reads the LEFT half, BtoA the RIGHT; default: the dataset's task, BtoA for folders (Cityscapes label->photo)", ("AtoB", "BtoA"))
@@ -99,8 +112,8 @@ class TrainConfig:
     steps_per_epoch: int = option(0, "cap on train steps per epoch; 0 = one pass over the train split")
     val_steps: int = option(0, "cap on validation batches per epoch; 0 = the whole val split")
     # outputs
-    output_dir: str = option("outputs", "where checkpoints, plots, samples, history.json and TensorBoard logs go")
-    log_file: str = option("logs/pix2pix.log", "log file (appended), besides the console")
+    output_dir: str = option("outputs", "where checkpoints, plots, samples, history.json and TensorBoard logs go", path="home")
+    log_file: str = option("logs/pix2pix.log", "log file (appended), besides the console", path="home")
     num_samples: int = option(4, "val images shown in each outputs/samples/epoch_NNN.png")
     keep_checkpoints: int = option(3, "checkpoints kept under OUTPUT_DIR/checkpoints")
     checkpoint_every: int = option(500, "also checkpoint every N train steps (and on SIGTERM/SIGINT); 0 = at epoch ends only")
@@ -119,12 +132,11 @@ class TrainConfig:
     precision: str = option("auto", "compute precision; auto = bf16 on CPUs with AVX512-BF16/AMX and on Ampere+ GPUs, fp16 (loss-scaled) on older GPUs, else fp32", ("auto", "fp32", "bf16", "fp16"))
     jit_compile: str = option("auto", "XLA-compile the train step; auto = on with a GPU, off on CPU (slower there)", ("auto", "on", "off"))
     steps_per_execution: int = option(1, "train steps per compiled call (cuts Python overhead when steps are short, e.g. on GPU)")
-    cache: str = option("auto", "decoded train pairs: 'auto' (memory when the split fits in a quarter of RAM, else none), 'memory', 'none', or a folder for an on-disk cache reused across runs")
+    cache: str = option("auto", "decoded train pairs: 'auto' (memory when the split fits in a quarter of RAM, else none), 'memory', 'none', or a folder for an on-disk cache reused across runs", path="absolute")
 
     def __post_init__(self) -> None:
+        expand_path_fields(self)
         object.__setattr__(self, "image_size", parse_image_size(self.image_size))
-        for name in _PATH_FIELDS:
-            object.__setattr__(self, name, _normalized_path(name, getattr(self, name)))
         if not self.data_dir and not self.dataset:
             raise UsageError(f"no data: pass --data-dir DIR (a folder with train/ and val/) or --dataset NAME (synthetic, {', '.join(REGISTRY)})")
         if self.data_dir and self.dataset:
@@ -220,23 +232,18 @@ class TrainConfig:
         return REGISTRY[self.dataset].direction if self.dataset in REGISTRY else "BtoA"
 
 
-# How each path field is stored: data folders absolute (read later from anywhere), the run's own
-# outputs only with `~` expanded (relative ones stay relative, so a run folder can be moved).
-_PATH_FIELDS = {"data_dir": "absolute", "data_root": "absolute", "cache": "absolute", "output_dir": "home", "log_file": "home"}
-
-
-def _normalized_path(name: str, value: str) -> str:
-    if name == "cache" and value in CACHE_MODES:
+def _normalized_path(field: dataclasses.Field, value: str) -> str:
+    if field.name == "cache" and value in CACHE_MODES:  # a mode, not a folder
         return value
-    return expand_path(value) if _PATH_FIELDS[name] == "absolute" else os.path.expanduser(value)
+    return expand_path(value) if field.metadata["path"] == "absolute" else user_path(value)
 
 
 def _normalized_default(field: dataclasses.Field) -> Any:
     """A field's default as __post_init__ stores it, so that non_defaults compares like with like."""
     if field.name == "image_size":
         return parse_image_size(field.default)
-    if field.name in _PATH_FIELDS:
-        return _normalized_path(field.name, field.default)
+    if field.metadata.get("path"):
+        return _normalized_path(field, field.default)
     return field.default
 
 

@@ -1,4 +1,4 @@
-"""Atomic file writes: a reader (or a resumed run) never sees a half-written output."""
+"""Atomic file writes (a reader or a resumed run never sees a half-written output), and the user's paths."""
 
 from __future__ import annotations
 
@@ -32,3 +32,21 @@ def atomic_path(path: str) -> Iterator[str]:
 def write_json(path: str, data: Any) -> None:
     with atomic_path(path) as tmp, open(tmp, "w") as f:
         json.dump(data, f, indent=2)
+
+
+def user_path(path: str) -> str:
+    """A path flag's value with `~` expanded; every tool reads its path flags through this (or `expand_path`).
+
+    A shell expands `~` only at the start of a word, so `--export-dir=~/x`, a quoted glob and a default
+    reach the program as typed, and Python's file functions would make a literal `./~/x` of them. The
+    path is otherwise kept as given (spaces included; a relative one stays relative).
+    """
+    return os.path.expanduser(path) if path else path
+
+
+def expand_path(path: str) -> str:
+    """`user_path`, made absolute; "" (an unset option) stays "".
+
+    For paths stored in a run's config.json, which the other tools read from other working directories.
+    """
+    return os.path.abspath(user_path(path)) if path else path

@@ -51,12 +51,18 @@ def read_run_config(path: str) -> TrainConfig:
     a new one.
 
     Raises:
-        UsageError: a value in the file is no longer valid.
+        UsageError: the file is not a JSON object, or a value in it has a wrong type (null, a quoted
+            number: TrainConfig's checks then fail with a TypeError) or is no longer valid.
     """
-    with open(path) as f:
-        saved = json.load(f)
-    known = {field.name for field in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{key: value for key, value in saved.items() if key in known})
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+        if not isinstance(saved, dict):
+            raise ValueError(f"a JSON {type(saved).__name__}, not an object")
+        known = {field.name for field in dataclasses.fields(TrainConfig)}
+        return TrainConfig(**{key: value for key, value in saved.items() if key in known})
+    except (ValueError, TypeError) as err:  # UsageError and json.JSONDecodeError are ValueErrors
+        raise UsageError(f"{path} is not a readable run config ({err})") from err
 
 
 def write_run_config(run_dir: str, config: TrainConfig) -> None:

@@ -1,6 +1,7 @@
 """Public datasets: checksummed download from a local server, safe extraction, the A/ B/ layout, the TFDS builder."""
 
 import dataclasses
+import errno
 import functools
 import hashlib
 import http.server
@@ -9,10 +10,12 @@ import logging
 import os
 import tarfile
 import threading
+import urllib.error
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from keras.src.utils import file_utils
 
 import train as train_script
 from pix2pix_tf.config import TrainConfig, UsageError
@@ -102,8 +105,27 @@ def test_unverified_download_needs_the_flag(archive, server, monkeypatch, tmp_pa
 
 def test_offline_failure_names_data_dir(monkeypatch, tmp_path):
     _with_checksum(monkeypatch, sha256="0" * 64)
-    with pytest.raises(UsageError, match="could not download .*--data-dir"):
+    with pytest.raises(UsageError, match=r"could not download .*Offline\? .*--data-dir") as exc:
         datasets.fetch_dataset("facades", str(tmp_path), url="http://127.0.0.1:1/facades.tar.gz")
+    assert os.listdir(tmp_path) == []
+    # The cause is kept: get_file's bare Exception, raised while handling urllib's connection error.
+    assert isinstance(exc.value.__cause__.__context__, urllib.error.URLError)
+
+
+def test_download_errors_that_are_not_the_network_do_not_say_offline(server, monkeypatch, tmp_path):
+    _with_checksum(monkeypatch, sha256="0" * 64)
+    answered = r"missing.tar.gz: the server answered HTTP 404 \(File not found\)\. Put"
+    with pytest.raises(UsageError, match=answered) as exc:  # online, at a wrong address
+        datasets.fetch_dataset("facades", str(tmp_path), url=f"{server}/missing.tar.gz")
+    assert "Offline" not in str(exc.value) and isinstance(exc.value.__cause__.__context__, urllib.error.HTTPError)
+
+    def disk_full(url, filename, reporthook=None):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(file_utils, "urlretrieve", disk_full)  # what get_file calls to fetch and write the file
+    with pytest.raises(UsageError, match=r"\(OSError: \[Errno 28\] No space left on device\)\. Put") as exc:
+        datasets.fetch_dataset("facades", str(tmp_path), url=f"{server}/facades.tar.gz")
+    assert "Offline" not in str(exc.value) and exc.value.__cause__.errno == errno.ENOSPC
     assert os.listdir(tmp_path) == []
 
 

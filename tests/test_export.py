@@ -225,7 +225,6 @@ def test_export_records_the_modes_and_predict_checks_them(exported, pair_dir, tm
         (["--backend", "tflite", "--model", tflite, "--resize-mode", "own"], "fixed input size: use --resize-mode squash"),
         (["--backend", "tflite", "--model", tflite, "--test-mode", "paper"], "--test-mode eval only"),
         (["--backend", "serving-rest", "--resize-mode", "own"], "do not apply to --backend serving-rest"),
-        (["--checkpoint-dir", exported["checkpoints"], "--max-pixels", "3000"], "00001.jpg: the image is 64x64 px"),
         (["--test-mode", "train"], "invalid choice: 'train'"),
         (["--resize-mode", "crop"], "invalid choice: 'crop'"),
     ]:
@@ -233,6 +232,10 @@ def test_export_records_the_modes_and_predict_checks_them(exported, pair_dir, tm
             predict_main(inputs + flags)
         err = capsys.readouterr().err
         assert exc.value.code == 2 and message in err and "Traceback" not in err, (flags, err)
+    # An input over the own-size cap is skipped, named with the reason; the run then exits 1, not 2.
+    assert predict_main(inputs + ["--checkpoint-dir", exported["checkpoints"], "--max-pixels", "3000"]) == 1
+    err = capsys.readouterr().err
+    assert "00001.jpg: the image is 64x64 px" in err and "Traceback" not in err, err
 
 
 def test_export_in_paper_mode_writes_the_savedmodel_and_explains_the_missing_tflite(exported, tmp_path):

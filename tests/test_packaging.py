@@ -156,7 +156,7 @@ def test_without_litert_the_commands_name_the_extra(monkeypatch, capsys, tmp_pat
 def test_without_serving_api_grpc_names_the_extra(monkeypatch, capsys, tmp_path, image):
     _hide(monkeypatch, "tensorflow_serving")
     with pytest.raises(SystemExit) as exit_info:
-        predict_main([image, "--backend", "serving-grpc", "--server", "127.0.0.1:1", "--output-dir", str(tmp_path)])
+        predict_main([image, "--backend", "serving-grpc", "--server", "127.0.0.1:1", "--output-dir", str(tmp_path / "out")])
     assert exit_info.value.code == 2
     assert _error_line(capsys).endswith(
         'the TF Serving gRPC client needs tensorflow-serving-api, which is not installed: pip install "pix2pix_tf[serving]"'

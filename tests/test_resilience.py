@@ -16,7 +16,8 @@ import train as train_script
 from pix2pix_tf.config import TrainConfig
 from pix2pix_tf.core.model import Pix2Pix
 from pix2pix_tf.train import callbacks as cb
-from pix2pix_tf.train.checkpointing import RunCheckpoint, Segment, make_checkpoint, plan_segments
+from pix2pix_tf.errors import UsageError
+from pix2pix_tf.train.checkpointing import RunCheckpoint, Segment, check_resumable, make_checkpoint, plan_segments
 from pix2pix_tf.train.guards import Interrupted, NonFiniteLoss, StopSignals
 from pix2pix_tf.train.loop import build_pix2pix, train
 
@@ -227,3 +228,23 @@ def test_real_sigterm_exits_143_and_kill_9_resumes(pair_dir, tmp_path):
     final = make_checkpoint(build_pix2pix(_config(pair_dir, out)))
     final.restore(tf.train.latest_checkpoint(str(out / "checkpoints"))).expect_partial()
     assert int(final.g_optimizer.iterations) == (epoch + 2) * steps and int(final.epoch) == epoch + 2
+
+
+def test_resumability_check_never_skips_an_unreadable_config(tmp_path):
+    config = TrainConfig(dataset="synthetic", output_dir=str(tmp_path), generator_filters=8)
+    saved = config.to_dict()
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(saved))
+    check_resumable(config, str(tmp_path))  # the same networks: resumes
+    path.write_text(json.dumps({**saved, "generator_filters": 16}))
+    with pytest.raises(UsageError, match=r"--generator-filters 16 \(now 8\)"):
+        check_resumable(config, str(tmp_path))
+    # A value of the wrong JSON type made TrainConfig's checks raise TypeError, which skipped the check silently.
+    for text, cause in ((json.dumps({**saved, "generator_filters": None}), TypeError),
+                        (json.dumps({**saved, "epochs": "50"}), TypeError),
+                        (json.dumps({**saved, "task": "depth"}), UsageError),  # a value this version refuses
+                        ("[]", ValueError), ('{"task": ', ValueError)):
+        path.write_text(text)
+        with pytest.raises(UsageError, match=r"config.json is not a readable run config .*--restart") as exc:
+            check_resumable(config, str(tmp_path))
+        assert isinstance(exc.value.__cause__.__cause__, cause), text  # check_resumable <- read_run_config <- cause

@@ -1,10 +1,13 @@
-"""A new user's path end to end: `--dataset NAME` into the default `~` data root -> train -> export -> evaluate -> predict.
+"""A user's paths: `~` and spaces in every tool's path flags, and a new user's path end to end.
 
-The archive comes from a local HTTP server (no network); HOME points at a temporary folder so the
-default `--data-root ~/.keras/datasets` is exercised as it is, `~` included; the later commands run
-from another working directory, as a user's shell would.
+End to end: `--dataset NAME` into the default `~` data root -> train -> export -> evaluate -> predict.
+The archive comes from a local HTTP server (no network); HOME points at a temporary folder with a
+space in its name, so the default `--data-root ~/.keras/datasets` is exercised as it is, `~` included;
+the later commands run from another working directory, as a user's shell would, and pass their paths
+as `--flag=~/...`, which no shell expands.
 """
 
+import argparse
 import dataclasses
 import functools
 import hashlib
@@ -18,14 +21,81 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from pix2pix_tf.apps.predict import build_parser as predict_parser
+from pix2pix_tf.config import TrainConfig, add_config_flags, config_from_args
 from pix2pix_tf.data import sources as datasets
 from pix2pix_tf.data.synthetic import write_synthetic_dataset
+from pix2pix_tf.demo import main as demo_main
+from pix2pix_tf.deploy.export import ExportConfig
 from pix2pix_tf.evaluate.__main__ import main as evaluate_main
+from pix2pix_tf.evaluate.evaluation import EvalConfig
+from pix2pix_tf.evaluate.segmenter import SegmenterConfig
 from pix2pix_tf.export import main as export_main
 from pix2pix_tf.predict import main as predict_main
 from pix2pix_tf.train.__main__ import main as train_main
 
 TINY = ["--image-size", "32", "--generator-filters", "4", "--discriminator-filters", "4", "--generator-depth", "5"]
+# The tools whose flags are generated from a config dataclass (config.add_config_flags), and what each needs besides.
+CONFIG_TOOLS = {"train": TrainConfig, "evaluate": EvalConfig, "export": ExportConfig, "segmenter": SegmenterConfig}
+REQUIRED = {"train": ["--dataset", "synthetic"], "segmenter": ["--data-dir", "data"]}
+
+
+def _path_fields(config_cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(config_cls) if f.metadata.get("path")]
+
+
+def _parse(tool: str, argv: list[str]):
+    """The config a tool's command line gives, parsed as the tool parses it."""
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser, CONFIG_TOOLS[tool])
+    return config_from_args(parser.parse_args(argv), CONFIG_TOOLS[tool])
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """HOME in a folder whose name has a space; the working directory elsewhere."""
+    home = tmp_path / "my home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    return home
+
+
+def test_every_path_field_is_declared_a_path():
+    """A path flag added later without option(path=...) would take `~` literally: fail here instead."""
+    for tool, config_cls in CONFIG_TOOLS.items():
+        for f in dataclasses.fields(config_cls):
+            looks_like_a_path = f.name.endswith(("_dir", "_file", "_root")) or f.name in ("cache", "fcn_score")
+            assert bool(f.metadata.get("path")) == looks_like_a_path, (tool, f.name)
+
+
+@pytest.mark.parametrize("tool,field", [(tool, f) for tool, cls in CONFIG_TOOLS.items() for f in _path_fields(cls)])
+def test_config_path_flags_expand_home_and_keep_spaces(tool, field, home, tmp_path):
+    flag = "--" + field.replace("_", "-")
+    required = [] if field == "data_dir" else REQUIRED.get(tool, [])
+    for argv in ([f"{flag}=~/a b/c"], [flag, "~/a b/c"]):  # the `=` form reaches the program unexpanded
+        assert getattr(_parse(tool, required + argv), field) == str(home / "a b" / "c"), argv
+    kind = next(f.metadata["path"] for f in dataclasses.fields(CONFIG_TOOLS[tool]) if f.name == field)
+    relative = getattr(_parse(tool, required + [flag, "a b/c"]), field)
+    assert relative == (str(tmp_path / "a b" / "c") if kind == "absolute" else "a b/c")  # a run folder stays movable
+
+
+def test_predict_path_flags_expand_home_and_keep_spaces(home):
+    args = predict_parser().parse_args(["~/in put/*.png", "~/x y.jpg", "--output-dir=~/out put",
+                                        "--checkpoint-dir=~/my run", "--keras-file", "~/g 1.keras",
+                                        "--model=~/ex ports/pix2pix"])
+    assert args.inputs == [f"{home}/in put/*.png", f"{home}/x y.jpg"]
+    assert (args.output_dir, args.checkpoint_dir, args.keras_file, args.model) == (
+        f"{home}/out put", f"{home}/my run", f"{home}/g 1.keras", f"{home}/ex ports/pix2pix")
+
+
+def test_demo_path_flags_expand_home(home, capsys):
+    for argv, expected in ((["--model=~/no model"], f"{home}/no model"),
+                           (["--model", "x", "--examples=~/no examples"], f"{home}/no examples")):
+        with pytest.raises(SystemExit) as exc:
+            demo_main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and expected in err and "~" not in err, err
 
 
 @pytest.fixture
@@ -49,7 +119,8 @@ def facades_server(tmp_path, monkeypatch):
 
 
 def test_public_dataset_run_exports_evaluates_and_predicts(facades_server, tmp_path, monkeypatch, capsys):
-    home, work, elsewhere = tmp_path / "home", tmp_path / "work", tmp_path / "elsewhere"
+    home, elsewhere = tmp_path / "my home", tmp_path / "else where"
+    work = home / "my work"
     for folder in (home, work, elsewhere):
         folder.mkdir()
     monkeypatch.setenv("HOME", str(home))
@@ -68,8 +139,8 @@ def test_public_dataset_run_exports_evaluates_and_predicts(facades_server, tmp_p
 
     # 2-4. Every later command from another folder, reading the run's config.json for its data.
     monkeypatch.chdir(elsewhere)
-    exports = elsewhere / "exports"
-    assert export_main(["--checkpoint-dir", str(run / "checkpoints"), "--export-dir", str(exports),
+    exports = home / "my exports"
+    assert export_main(["--checkpoint-dir=~/my work/outputs/checkpoints", "--export-dir=~/my exports",
                         "--formats", "savedmodel,int8_full", "--eval-count", "2", "--calibration-count", "2",
                         "--latency-runs", "1"]) == 0
     report = json.loads((exports / "pix2pix" / "export_report.json").read_text())
@@ -78,16 +149,17 @@ def test_public_dataset_run_exports_evaluates_and_predicts(facades_server, tmp_p
     assert (exports / "pix2pix" / "1" / "saved_model.pb").is_file()
     assert (exports / "pix2pix" / "generator_int8_full.tflite").stat().st_size > 0
 
-    assert evaluate_main(["--checkpoint-dir", str(run), "--batch-size", "2", "--report-images", "2"]) == 0
+    assert evaluate_main(["--checkpoint-dir=~/my work/outputs", "--batch-size", "2", "--report-images", "2"]) == 0
     metrics = json.loads((run / "report" / "metrics.json").read_text())
     assert metrics["data_dir"] == str(cache) and metrics["num_images"] == 4  # the whole val split of the cached dataset
     assert np.isfinite(metrics["l1"]) and metrics["l1"] > 0
     assert (run / "report" / "index.html").is_file()
 
     capsys.readouterr()
-    for backend, model in (("savedmodel", exports / "pix2pix"), ("tflite", exports / "pix2pix" / "generator_int8_full.tflite")):
-        out = elsewhere / f"predictions_{backend}"
-        assert predict_main([str(cache / "val"), "--backend", backend, "--model", str(model), "--output-dir", str(out)]) == 0
+    for backend, model in (("savedmodel", "pix2pix"), ("tflite", "pix2pix/generator_int8_full.tflite")):
+        out = home / f"predictions {backend}"
+        assert predict_main(["~/.keras/datasets/facades/val", "--backend", backend, f"--model=~/my exports/{model}",
+                             f"--output-dir=~/predictions {backend}"]) == 0
         written = sorted(os.listdir(out))
         assert written == sorted(os.path.splitext(name)[0] + ".png" for name in os.listdir(cache / "val"))
         image = tf.io.decode_png(tf.io.read_file(str(out / written[0])))

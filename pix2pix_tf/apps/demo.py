@@ -31,6 +31,7 @@ from ..data.palette import CLASSES, snap_to_palette
 from ..deploy.clients import SIGNATURE
 from ..deploy.savedmodel import read_metadata
 from ..errors import UsageError
+from ..files import user_path
 from ..inference import RESIZE_MODES, TEST_MODES, scale_mismatch
 from .predict import latest_version_dir
 
@@ -290,10 +291,16 @@ def main(argv: list[str] | None = None) -> int:
         prog="pix2pix-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--model", required=True, help="an exported SavedModel folder (or its parent holding numbered versions)"
+        "--model",
+        required=True,
+        type=user_path,
+        help="an exported SavedModel folder (or its parent holding numbered versions)",
     )
     parser.add_argument(
-        "--examples", default="", help="a pix2pix-layout dataset folder (its val/ is used) or a folder of pair images"
+        "--examples",
+        default="",
+        type=user_path,
+        help="a pix2pix-layout dataset folder (its val/ is used) or a folder of pair images",
     )
     parser.add_argument(
         "--direction",

@@ -7,7 +7,10 @@
     python -m pix2pix_tf.predict img.png --backend serving-rest --server http://localhost:8501
     python -m pix2pix_tf.predict img.png --backend serving-grpc --server localhost:8500
 
-Every backend returns an image of the input's own size; outputs are PNGs named after the inputs.
+Every backend returns an image of the input's own size; outputs are PNGs named after the inputs
+(OUTPUT_DIR/<stem>.png; inputs sharing a stem keep their sub-folder, then their extension, so none
+overwrites another). Existing outputs are not replaced without --overwrite. A file that cannot be read
+or translated is reported in one line and skipped; the run ends with the count and exits 1 if any failed.
 --resize-mode own (the default) runs the generator at that size too, padded to a multiple of 2^depth;
 squash resizes to the training size and back. --test-mode paper keeps dropout and per-image batch
 statistics at test time, as the paper did; eval (the default) is deterministic.
@@ -20,7 +23,9 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import re
 import sys
+import urllib.error
 from collections.abc import Callable
 
 import numpy as np
@@ -28,6 +33,7 @@ import numpy as np
 from ..config import prog_name
 from ..data.pairs import IMAGE_EXTENSIONS
 from ..errors import UsageError
+from ..files import user_path
 from ..inference import MAX_PIXELS, RESIZE_MODES, TEST_MODES
 
 BACKENDS = ("checkpoint", "savedmodel", "tflite", "serving-rest", "serving-grpc")
@@ -51,6 +57,58 @@ def expand_inputs(patterns: list[str]) -> list[str]:
             raise UsageError(f"{pattern!r} matches no JPEG/PNG file: pass an image, a glob or a folder")
         files += [path for path in found if path not in files]
     return files
+
+
+def output_names(files: list[str]) -> list[str]:
+    """Each input's output file, relative to --output-dir, such that no two inputs share one.
+
+    `<stem>.png` when the stem is the input's alone. Inputs sharing a stem (compared ignoring case,
+    as the file systems of macOS and Windows do) keep their sub-folder under the folder all inputs
+    share (a/x.png, b/x.jpg -> a/x.png, b/x.png), and those still sharing a name keep their extension
+    too (x.png, x.jpg -> x.png.png, x.jpg.png).
+
+    Raises:
+        UsageError: two inputs would still get one output (X.png and x.png in one folder).
+    """
+    folders = [os.path.dirname(os.path.abspath(path)) for path in files]
+    root = os.path.commonpath(folders) if files else ""
+    names = [os.path.splitext(os.path.basename(path))[0] + ".png" for path in files]
+    for keep_extension in (False, True):
+        for i in _clashing(names):
+            base = os.path.basename(files[i])
+            kept = base if keep_extension else os.path.splitext(base)[0]
+            names[i] = os.path.normpath(os.path.join(os.path.relpath(folders[i], root), kept + ".png"))
+    clashing = _clashing(names)
+    if clashing:
+        first, second = (files[i] for i in clashing[:2])
+        raise UsageError(f"{first} and {second} would both be written to {names[clashing[0]]}: rename one, "
+                         "or translate them in two runs with different --output-dir")
+    return names
+
+
+def _clashing(names: list[str]) -> list[int]:
+    """Indexes of the names that another name equals, ignoring case."""
+    keys = [name.casefold() for name in names]
+    return [i for i, key in enumerate(keys) if keys.count(key) > 1]
+
+
+def output_paths(files: list[str], output_dir: str, overwrite: bool = False) -> list[str]:
+    """OUTPUT_DIR/<output_names>, checked before any work.
+
+    Raises:
+        UsageError: two inputs would share an output, an output is an input, or outputs exist already and
+            `overwrite` is off.
+    """
+    paths = [os.path.join(output_dir, name) for name in output_names(files)]
+    inputs = {os.path.realpath(path) for path in files}
+    same = [path for path in paths if os.path.realpath(path) in inputs]
+    if same:
+        raise UsageError(f"{same[0]} is an input and would be written over: pass another --output-dir")
+    existing = [path for path in paths if os.path.exists(path)]
+    if existing and not overwrite:
+        raise UsageError(f"{len(existing)} of the {len(paths)} outputs exist already (first: {existing[0]}): pass "
+                         "--overwrite to replace them, or another --output-dir")
+    return paths
 
 
 def latest_version_dir(path: str) -> str:
@@ -137,17 +195,31 @@ def make_translator(args: argparse.Namespace) -> Translator:
     if args.test_mode or args.resize_mode:
         raise UsageError(f"--test-mode/--resize-mode do not apply to --backend {args.backend}: the served model runs "
                          "the modes it was exported with (python export.py --test-mode ... --resize-mode ...)")
-    from ..deploy.clients import GrpcClient, RestClient
+    from ..deploy.clients import GrpcClient, RestClient, ServingError
 
     server = args.server or ("http://localhost:8501" if args.backend == "serving-rest" else "localhost:8500")
     client_cls = RestClient if args.backend == "serving-rest" else GrpcClient
     client = client_cls(server, args.model_name, args.version or None, timeout=args.timeout)
 
     def remote(image: np.ndarray) -> np.ndarray:
-        (png,) = client.translate([tf.io.encode_png(image).numpy()])
+        try:
+            (png,) = client.translate([tf.io.encode_png(image).numpy()])
+        except ServingError as err:
+            if _refused_input(err):  # this image only (over the served cap, say); the next one may pass
+                raise UsageError(f"TF Serving refused it: {err}") from err
+            raise  # unreachable, unknown model, ...: every image would fail alike, so the run stops
         return tf.io.decode_png(png, channels=3).numpy()
 
     return remote
+
+
+def _refused_input(err: Exception) -> bool:
+    """Whether TF Serving answered that the input itself is invalid (REST 400, gRPC INVALID_ARGUMENT)."""
+    cause = err.__cause__
+    if isinstance(cause, urllib.error.HTTPError):
+        return cause.code == 400
+    code = getattr(cause, "code", None)  # a grpc.RpcError
+    return callable(code) and getattr(code(), "name", "") == "INVALID_ARGUMENT"
 
 
 def read_input(path: str, pairs: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -162,40 +234,55 @@ def read_input(path: str, pairs: str) -> tuple[np.ndarray, np.ndarray | None]:
     return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False).numpy(), None
 
 
-def predict_files(files: list[str], translate: Translator, output_dir: str, pairs: str = "", side_by_side: bool = False) -> list[str]:
-    """Translates each file into OUTPUT_DIR/<stem>.png (input | output [| target] when `side_by_side`)."""
+def predict_files(
+    files: list[str], outputs: list[str], translate: Translator, pairs: str = "", side_by_side: bool = False
+) -> list[str]:
+    """Translates each file into its output (input | output [| target] when `side_by_side`); returns the failed inputs.
+
+    A file that cannot be read, decoded or translated (corrupt, truncated, over the size cap, refused
+    by TF Serving) is reported on stderr in one line and skipped; nothing is written for it.
+    """
     import tensorflow as tf
 
     from ..files import atomic_path
 
-    os.makedirs(output_dir, exist_ok=True)
-    written = []
-    for path in files:
-        image, target = read_input(path, pairs)
+    failed = []
+    for path, out_path in zip(files, outputs):
         try:
+            image, target = read_input(path, pairs)
             output = translate(image)
-        except UsageError as err:
-            raise UsageError(f"{path}: {err}") from err
+        except (UsageError, tf.errors.OpError) as err:
+            print(f"skipped {path}: {_reason(err)}", file=sys.stderr)
+            failed.append(path)
+            continue
         if side_by_side:
             output = np.repeat(output, 3, axis=-1) if output.shape[-1] == 1 else output  # a gray output (depth) beside RGB
             output = np.concatenate([image, output] + ([target] if target is not None else []), axis=1)
-        out_path = os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0] + ".png")
         with atomic_path(out_path) as tmp:
             tf.io.write_file(tmp, tf.io.encode_png(output))
-        written.append(out_path)
-    return written
+    return failed
 
 
-def main(argv: list[str] | None = None) -> int:
+def _reason(err: Exception) -> str:
+    """Why a file failed, in one line (TensorFlow's own text without its function-node and [Op:...] wrapping)."""
+    if isinstance(err, UsageError):
+        return str(err)
+    text = re.sub(r"\{\{function_node [^}]*\}\}|\[Op:\w+\].*", "", err.message).strip().split("\n")[0]
+    return f"not a readable image ({text or type(err).__name__})"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """predict's flags; every path goes through `files.user_path` (`~` expanded, also in `--flag=~/x`)."""
     parser = argparse.ArgumentParser(
         prog=prog_name("pix2pix_tf.predict"), description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("inputs", nargs="+", help="image files, globs (quoted) or folders")
-    parser.add_argument("--output-dir", default="predictions", help="where <input stem>.png go (default: %(default)s)")
+    parser.add_argument("inputs", nargs="+", type=user_path, help="image files, globs (quoted) or folders")
+    parser.add_argument("--output-dir", default="predictions", type=user_path, help="where the outputs go, <input stem>.png (default: %(default)s)")
+    parser.add_argument("--overwrite", action="store_true", help="replace outputs that exist already instead of refusing")
     parser.add_argument("--backend", default="checkpoint", choices=BACKENDS, help="what runs the generator (default: %(default)s)")
-    parser.add_argument("--checkpoint-dir", default="outputs/checkpoints", help="checkpoint backend: a train.py --output-dir, its checkpoints/ (latest) or one checkpoint there, RUN/checkpoints/ckpt-925 (default: %(default)s)")
-    parser.add_argument("--keras-file", default="", help="checkpoint backend: a .keras generator instead of --checkpoint-dir")
-    parser.add_argument("--model", default="", help="savedmodel: a version dir or EXPORT_DIR/MODEL_NAME (latest version); tflite: a .tflite file")
+    parser.add_argument("--checkpoint-dir", default="outputs/checkpoints", type=user_path, help="checkpoint backend: a train.py --output-dir, its checkpoints/ (latest) or one checkpoint there, RUN/checkpoints/ckpt-925 (default: %(default)s)")
+    parser.add_argument("--keras-file", default="", type=user_path, help="checkpoint backend: a .keras generator instead of --checkpoint-dir")
+    parser.add_argument("--model", default="", type=user_path, help="savedmodel: a version dir or EXPORT_DIR/MODEL_NAME (latest version); tflite: a .tflite file")
     parser.add_argument("--server", default="", help="serving-rest: http://host:8501 (default); serving-grpc: host:8500 (default)")
     parser.add_argument("--model-name", default="pix2pix", help="TF Serving model name (default: %(default)s)")
     parser.add_argument("--version", type=int, default=0, help="TF Serving model version; 0 = the latest served")
@@ -211,6 +298,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                         help="checkpoint backend, own size: largest padded image (height x width) accepted "
                         "(default: %(default)s)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The predict command: exit 0 when every input was translated, 1 when some failed, 2 on a usage error."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.backend == "tflite" and not args.model:
         parser.error("--backend tflite needs --model PATH.tflite")
@@ -218,16 +311,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--max-pixels must be >= 1, got {args.max_pixels}")
     try:
         files = expand_inputs(args.inputs)
+        outputs = output_paths(files, args.output_dir, args.overwrite)
         from ..deploy.clients import ServingError
 
         try:
-            written = predict_files(files, make_translator(args), args.output_dir, args.pairs, args.side_by_side)
+            failed = predict_files(files, outputs, make_translator(args), args.pairs, args.side_by_side)
         except ServingError as err:
             raise UsageError(str(err)) from err
     except UsageError as err:
         parser.error(str(err))  # one line, exit code 2
-    print(f"wrote {len(written)} images to {args.output_dir}")
-    return 0
+    written = len(files) - len(failed)
+    print(f"wrote {written} images to {args.output_dir} (translated {written}, failed {len(failed)})")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import http.client
 import logging
 import os
 import shutil
+import socket
 import tarfile
 import tempfile
+import urllib.error
 
 from ..errors import UsageError
+from ..files import expand_path
 
 logger = logging.getLogger("pix2pix_tf")
 
@@ -120,11 +124,11 @@ def fetch_dataset(
         `data_root/name`, a folder in the pix2pix layout, ready for --data-dir.
 
     Raises:
-        UsageError: the download failed (offline?), the checksum does not match, no checksum is on
+        UsageError: the download failed (its cause chained), the checksum does not match, no checksum is on
             record and `allow_unverified` is off, or the archive holds an unsafe member.
     """
     spec = get_dataset(name)
-    root = os.path.abspath(os.path.expanduser(data_root))
+    root = expand_path(data_root)
     target = os.path.join(root, spec.name)
     if is_prepared(target):
         return target
@@ -146,7 +150,7 @@ def download_archive(spec: PairedDataset, root: str, allow_unverified: bool, url
     try:
         os.makedirs(root, exist_ok=True)
     except OSError as err:
-        raise UsageError(f"cannot create --data-root {root}: {err.strerror}; pass a writable --data-root") from None
+        raise UsageError(f"cannot create --data-root {root}: {err.strerror}; pass a writable --data-root") from err
     if not os.access(root, os.W_OK):  # get_file would silently switch to /tmp/.keras instead
         raise UsageError(f"--data-root {root} is not writable; pass a writable --data-root")
     import keras  # late: the registry above must stay importable without TensorFlow
@@ -160,16 +164,30 @@ def download_archive(spec: PairedDataset, root: str, allow_unverified: bool, url
         raise UsageError(
             f"{spec.archive_name} from {url} failed its checksum ({err}); the file was removed. Retry (the "
             f"download may have been cut), or fetch and check it yourself and pass the extracted folder as --data-dir"
-        ) from None
+        ) from err
     except Exception as err:  # noqa: BLE001 - get_file wraps every fetch failure in a bare Exception
         _remove(path)
-        raise UsageError(
-            f"could not download {url} ({err}). Offline? Put the extracted dataset (train/, val/) in a folder "
-            f"and pass it as --data-dir, or place {spec.archive_name} in {root}"
-        ) from None
+        raise UsageError(f"{_download_failure(url, err)} Put the extracted dataset (train/, val/) in a folder and "
+                         f"pass it as --data-dir, or place {spec.archive_name} in {root}") from err
     if spec.checksum is None:
         logger.warning("%s is UNVERIFIED (no checksum on record); its sha256 is %s", path, _sha256(path))
     return path
+
+
+def _download_failure(url: str, err: Exception) -> str:
+    """The first sentence of a failed download's message; it asks "Offline?" only when the network failed.
+
+    keras.utils.get_file raises a bare Exception from inside its `except URLError`, so the urllib
+    error is its `__context__`; socket errors while reading and disk errors come through as they are.
+    """
+    chain = [err, err.__cause__ or err.__context__]
+    http_error = next((e for e in chain if isinstance(e, urllib.error.HTTPError)), None)
+    if http_error is not None:  # the server is reachable: the network is fine
+        return f"could not download {url}: the server answered HTTP {http_error.code} ({http_error.reason})."
+    network = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, socket.gaierror)
+    if any(isinstance(e, network) for e in chain):
+        return f"could not download {url} ({err}). Offline?"
+    return f"could not download {url} ({type(err).__name__}: {err})."
 
 
 def extract_archive(archive: str, target: str) -> None:
@@ -190,9 +208,9 @@ def extract_archive(archive: str, target: str) -> None:
             with tarfile.open(archive, "r:*") as tar:
                 tar.extractall(tmp, filter="data")
         except tarfile.FilterError as err:
-            raise UsageError(f"refusing to extract {archive}: {err} (an unsafe member); nothing was extracted") from None
+            raise UsageError(f"refusing to extract {archive}: {err} (an unsafe member); nothing was extracted") from err
         except (tarfile.TarError, OSError) as err:
-            raise UsageError(f"cannot extract {archive}: {err}; delete it and download again") from None
+            raise UsageError(f"cannot extract {archive}: {err}; delete it and download again") from err
         # The Berkeley archives hold one top folder (facades/train/...); accept a bare train/ too.
         candidates = [tmp] + [os.path.join(tmp, d) for d in sorted(os.listdir(tmp))]
         found = next((c for c in candidates if is_prepared(c)), None)

@@ -18,6 +18,7 @@ import os
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from ..files import expand_path
 from . import sources as datasets
 from .pairs import list_images, load_pair
 
@@ -99,7 +100,7 @@ def load_pix2pix_split(config, split: str) -> tf.data.Dataset:
     decodes them and applies `config.direction`, which may differ from the dataset's own task.
     """
     spec = datasets.get_dataset(config.dataset)
-    root = os.path.abspath(os.path.expanduser(config.data_root))
+    root = expand_path(config.data_root)
     ds = tfds.load(
         f"pix2pix/{spec.name}",
         split=split,

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..config import add_config_flags, config_from_args, option, prog_name
+from ..config import add_config_flags, config_from_args, expand_path_fields, option, prog_name
 from ..data.sources import run_data_dir
 from ..errors import UsageError
 from ..extras import import_extra
@@ -48,18 +48,18 @@ QUANTIZED = ("tflite_int8", "tflite_int8_full")  # the formats --psnr-floor watc
 class ExportConfig:
     """What export.py writes and from which model; its flags are generated from these fields."""
 
-    checkpoint_dir: str = option("outputs/checkpoints", "a train.py --output-dir (holding config.json and checkpoints/), its checkpoints/ (latest), or one checkpoint there (RUN/checkpoints/ckpt-925)")
-    keras_file: str = option("", "a .keras generator file instead of --checkpoint-dir (loaded with safe_mode)")
-    export_dir: str = option("exports", "base folder: the SavedModel goes to EXPORT_DIR/MODEL_NAME/VERSION, TFLite next to it")
+    checkpoint_dir: str = option("outputs/checkpoints", "a train.py --output-dir (holding config.json and checkpoints/), its checkpoints/ (latest), or one checkpoint there (RUN/checkpoints/ckpt-925)", path="home")
+    keras_file: str = option("", "a .keras generator file instead of --checkpoint-dir (loaded with safe_mode)", path="home")
+    export_dir: str = option("exports", "base folder: the SavedModel goes to EXPORT_DIR/MODEL_NAME/VERSION, TFLite next to it", path="home")
     model_name: str = option("pix2pix", "TF Serving model name (folder under --export-dir)")
     version: int = option(0, "SavedModel version; 0 = one more than the highest existing")
     overwrite: bool = option(False, "replace an existing version / TFLite / ONNX files instead of refusing")
     formats: str = option(
         ",".join(DEFAULT_FORMATS), f"comma-separated subset of {','.join(FORMATS)} (onnx needs the [onnx] extra)"
     )
-    calibration_dir: str = option("", "pair images whose input halves calibrate int8_full; default: the run's train/")
+    calibration_dir: str = option("", "pair images whose input halves calibrate int8_full; default: the run's train/", path="home")
     calibration_count: int = option(100, "calibration images used for int8_full")
-    eval_dir: str = option("", "held-out pair images for the fidelity figures; default: the run's val/")
+    eval_dir: str = option("", "held-out pair images for the fidelity figures; default: the run's val/", path="home")
     eval_count: int = option(8, "held-out images compared against the Keras generator")
     direction: str = option("", "which half of a pair is the input; default: the run's --direction (BtoA)", ("", "AtoB", "BtoA"))
     latency_runs: int = option(20, "timed one-image calls per format for the latency figures")
@@ -69,6 +69,7 @@ class ExportConfig:
     psnr_floor: float = option(PSNR_FLOOR_DB, "warn when a quantized TFLite format (int8, int8_full) reads under this PSNR (dB) against the Keras generator; 0 = never")
 
     def __post_init__(self) -> None:
+        expand_path_fields(self)
         unknown = set(self.format_list) - set(FORMATS)
         if unknown or not self.format_list:
             raise UsageError(f"--formats {self.formats!r}: choose from {','.join(FORMATS)}")

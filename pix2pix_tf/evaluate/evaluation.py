@@ -9,7 +9,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from ..config import option
+from ..config import expand_path_fields, option
 from ..data.pairs import load_pair, make_eval_dataset, to_uint8
 from ..data.palette import NUM_CLASSES, ids_to_colours, palette_fraction
 from ..data.sources import run_data_dir
@@ -31,17 +31,18 @@ logger = logging.getLogger("pix2pix_tf")
 class EvalConfig:
     """An evaluation; `evaluate.py`'s flags come from these fields."""
 
-    checkpoint_dir: str = option("outputs", "a train.py --output-dir (holding config.json and checkpoints/), its checkpoints/ (latest), or one checkpoint there (RUN/checkpoints/ckpt-925)")
-    data_dir: str = option("", "pix2pix-layout folder to evaluate on; default: the run's own data")
+    checkpoint_dir: str = option("outputs", "a train.py --output-dir (holding config.json and checkpoints/), its checkpoints/ (latest), or one checkpoint there (RUN/checkpoints/ckpt-925)", path="home")
+    data_dir: str = option("", "pix2pix-layout folder to evaluate on; default: the run's own data", path="home")
     split: str = option("val", "split folder of the data to score (train, val, test, ...)")
     batch_size: int = option(8, "images per generator call")
     max_images: int = option(0, "score only the first N images of the split (in file order); 0 = all")
     report_images: int = option(20, "input | generated | target rows shown in the HTML report")
-    report_dir: str = option("", "where index.html, images/ and metrics.json go; default: CHECKPOINT_DIR/report")
-    fcn_score: str = option("", "add the FCN-score with this segmenter: a SavedModel judge (photos [-1, 1] -> 19 class logits, e.g. ../shared/judges/cityscapes-fcn) or a python -m pix2pix_tf.segmenter train --output-dir")
+    report_dir: str = option("", "where index.html, images/ and metrics.json go; default: CHECKPOINT_DIR/report", path="home")
+    fcn_score: str = option("", "add the FCN-score with this segmenter: a SavedModel judge (photos [-1, 1] -> 19 class logits, e.g. ../shared/judges/cityscapes-fcn) or a python -m pix2pix_tf.segmenter train --output-dir", path="home")
     test_mode: str = option("eval", "eval: training=False (moving BN statistics, no dropout); paper: the paper's test time, dropout on and each image normalized by its own statistics (masks seeded by the run's --seed)", TEST_MODES)
 
     def __post_init__(self) -> None:
+        expand_path_fields(self)
         if self.batch_size < 1 or self.max_images < 0 or self.report_images < 0:
             raise UsageError("need --batch-size >= 1, --max-images >= 0 and --report-images >= 0")
         if self.test_mode not in TEST_MODES:

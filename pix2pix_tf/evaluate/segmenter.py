@@ -23,7 +23,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..config import add_config_flags, auto_generator_depth, config_from_args, option, parse_image_size
+from ..config import (
+    add_config_flags, auto_generator_depth, config_from_args, expand_path_fields, option, parse_image_size,
+)  # fmt: skip
 from ..core.networks import build_generator
 from ..data.pairs import AUTOTUNE, list_images, load_pair, to_float
 from ..data.palette import CLASS_NAMES, IGNORE, NUM_CLASSES, colours_to_ids
@@ -41,7 +43,7 @@ MODEL_FILE = "segmenter.keras"
 class SegmenterConfig:
     """A segmenter training run; `python -m pix2pix_tf.segmenter train`'s flags come from these fields."""
 
-    data_dir: str = option("", "pix2pix-layout folder of photo | colour-label pairs (train/, val/), e.g. Cityscapes")
+    data_dir: str = option("", "pix2pix-layout folder of photo | colour-label pairs (train/, val/), e.g. Cityscapes", path="home")
     direction: str = option("AtoB", "which half is the photo: AtoB = the LEFT half (Cityscapes), BtoA = the RIGHT", ("AtoB", "BtoA"))
     image_size: tuple[int, int] = option((256, 256), "segmenter input size: one int or HEIGHTxWIDTH (photos are resized to it)")
     filters: int = option(32, "width of the U-Net's first conv")
@@ -51,10 +53,11 @@ class SegmenterConfig:
     steps_per_epoch: int = option(0, "cap on train steps per epoch; 0 = one pass over the train split")
     val_steps: int = option(0, "cap on validation batches per epoch; 0 = the whole val split")
     lr: float = option(1e-3, "Adam learning rate")
-    output_dir: str = option("outputs/segmenter", f"where {MODEL_FILE}, config.json, history.json and scores.json go")
+    output_dir: str = option("outputs/segmenter", f"where {MODEL_FILE}, config.json, history.json and scores.json go", path="home")
     seed: int = option(42, "seed for weights, shuffling and flips")
 
     def __post_init__(self) -> None:
+        expand_path_fields(self)
         object.__setattr__(self, "image_size", parse_image_size(self.image_size))
         if not self.data_dir:
             raise UsageError("no data: pass --data-dir DIR (a folder with train/ and val/ photo | label pairs)")

@@ -242,15 +242,19 @@ def check_resumable(config: TrainConfig, output_dir: str) -> None:
     """Stops with the fix, instead of a shape error deep in restore, when OUTPUT_DIR holds other networks.
 
     Raises:
-        UsageError: the run in OUTPUT_DIR was trained with another task, channel count or width.
+        UsageError: the run in OUTPUT_DIR was trained with another task, channel count or width, or its
+            config.json cannot be read (then nothing tells whether its checkpoints fit).
     """
     saved_config_path = os.path.join(output_dir, CONFIG_FILE)
     if not os.path.exists(saved_config_path):
         return
     try:
         previous = network_shape(read_run_config(saved_config_path))
-    except (UsageError, TypeError):
-        return  # a config.json from another version: let restore itself judge
+    except UsageError as err:  # unreadable, or a value this version refuses: the networks it holds are unknown
+        raise UsageError(
+            f"{err}; so whether the checkpoints in {config.output_dir} fit cannot be checked: fix the file, pass "
+            "--restart (the old run is kept aside) or another --output-dir"
+        ) from err
     current = network_shape(config)
     differ = [f"--{k} {previous[k]} (now {current[k]})" for k in current if previous[k] != current[k]]
     if differ:
