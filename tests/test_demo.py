@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import http.client
 import json
 import os
 import pathlib
+import select
+import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -56,12 +61,34 @@ def paper_model_dir(generator, tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def server(model_dir, pair_dir):
-    srv = demo.DemoServer(("127.0.0.1", 0), demo.Translator(model_dir), demo.Examples(pair_dir))
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    with _serving(("127.0.0.1", 0), demo.Translator(model_dir), demo.Examples(pair_dir)) as srv:
+        yield srv
+
+
+@contextlib.contextmanager
+def _serving(address, translator, examples=None, **options):
+    srv = demo.DemoServer(address, translator, examples, **options)
+    # serve_forever checks for shutdown() every poll_interval (default 0.5 s): a short one ends tests sooner.
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(timeout=10)
+
+
+def _raw(server, data: bytes) -> tuple[int, bytes]:
+    """Sends `data` as it is (no client-side checks or encoding) and reads the answer to the end: (status, body)."""
+    with socket.create_connection(server.server_address[:2], timeout=10) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(1 << 16):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/"), answer[:200]  # an answer, not a dropped connection
+    return int(head.split()[1]), body
 
 
 def _request(server, method: str, path: str, body: bytes = b"", content_type: str = "image/png"):
@@ -102,7 +129,7 @@ def test_translate_returns_the_models_png_of_the_same_size(server, model_dir):
         (b"definitely not an image", "image/png", 400, "not a PNG or JPEG"),
         (_png(16, 16)[:60], "image/png", 400, "could not be decoded"),  # valid header, truncated pixels
         (b"\xff\xd8\xff\xe0 broken", "image/jpeg", 400, "broken JPEG"),
-        (_png(1, demo.MAX_SIDE + 1), "image/png", 400, "each side must be"),
+        (_png(1, demo.MAX_SIDE + 1), "image/png", 400, "over the demo's cap of 1024 px a side"),
         (_png(16, 16), "text/plain", 415, "send image/png"),
     ],
 )
@@ -114,7 +141,7 @@ def test_bad_requests_get_a_json_error(server, body, content_type, status, messa
 
 def test_too_big_is_413_and_the_server_keeps_serving(server):
     status, _, body = _request(server, "POST", "/api/translate", b"\x89PNG" + bytes(demo.MAX_BYTES))
-    assert status == 413 and "limit" in json.loads(body)["error"]
+    assert status == 413 and "over the demo's cap of 2097152 bytes" in json.loads(body)["error"]
     assert _request(server, "POST", "/api/translate", _png(8, 8))[0] == 200
     assert _request(server, "GET", "/nope")[0] == 404
 
@@ -135,6 +162,8 @@ def test_info_lists_the_cityscapes_palette(server):
     info = json.loads(body)
     assert (status, content_type, info["examples"], info["canvas"]) == (200, "application/json", 4, 256)
     assert (info["test_mode"], info["resize_mode"]) == ("eval", "own")  # the export's defaults
+    assert info["model"] == "pix2pix/1"  # the export's name and version, not where it lives on the server
+    assert os.path.dirname(server.translator.model_dir).encode() not in body
     colours = {entry["name"]: tuple(entry["rgb"]) for entry in info["palette"]}
     assert len(colours) == 20 and colours["road"] == (128, 64, 128) and colours["traffic sign"] == (220, 220, 0)
     assert colours["bicycle"] == (119, 11, 32) and colours["void"] == (0, 0, 0)
@@ -147,6 +176,191 @@ def test_example_is_the_right_half_resized_and_snapped(server, pair_dir):
     label = np.repeat(np.repeat(pair[:, 64:], 4, axis=0), 4, axis=1)  # the RIGHT half, nearest 64 -> 256
     np.testing.assert_array_equal(_decode(body), snap_to_palette(label))
     assert _request(server, "GET", "/api/examples/x.png")[0] == 404
+
+
+@pytest.mark.parametrize(
+    "name",
+    [b"\xb2.png", b"%C2%B2.png", b"\xd9\xa1.png", b"1234567.png", b"9" * 5000 + b".png", b"4.png", b"-1.png", b"1"],
+    ids=["superscript-two", "superscript-two-quoted", "arabic-indic-one", "seven-digits", "5000-digits",
+         "past-the-end", "negative", "no-suffix"],
+)  # fmt: skip
+def test_example_names_other_than_ascii_digits_in_range_are_404(server, name):
+    assert "²".isdigit() and "\u0661".isdigit()  # what str.isdigit() let through to int()
+    status, body = _raw(server, b"GET /api/examples/" + name + b" HTTP/1.0\r\n\r\n")
+    assert status == 404 and "no such example" in json.loads(body)["error"], body
+    assert "0.png to 3.png" in json.loads(body)["error"]
+
+
+def test_info_and_example_answer_under_ipv6(server, model_dir, capsys):
+    with _serving(("::1", 0), server.translator, server.examples) as v6:
+        assert v6.url == f"http://[::1]:{v6.server_address[1]}/"
+        status, body = _raw(v6, b"GET /api/info HTTP/1.0\r\nHost: [::1]:%d\r\n\r\n" % v6.server_address[1])
+        assert status == 200 and json.loads(body)["examples"] == 4
+        assert _request(v6, "GET", "/api/examples/0.png")[:2] == (200, "image/png")
+    # A port in use on ::1 is named as such (before, every bind error on ::1 said "pick another --port").
+    with socket.create_server(("::1", 0), family=socket.AF_INET6) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as exit_info:
+            demo.main(["--model", model_dir, "--host", "::1", "--port", str(port)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"cannot listen on [::1]:{port}" in err and "pick another --port" in err, err
+    # An address this machine does not have is named as the problem, not the port.
+    with pytest.raises(OSError) as bind_error:
+        socket.create_server(("192.0.2.1", 0))  # TEST-NET-1: never a local address
+    assert bind_error.value.errno == errno.EADDRNOTAVAIL
+    message = demo.listen_error("192.0.2.1", 8000, bind_error.value)
+    assert "--host must be an address of this machine" in message and "--port" not in message
+
+
+def _trickle(server, head: bytes, drip: bytes, every_s: float = 0.5) -> tuple[float, bytes]:
+    """Sends `head` at once, then `drip` a byte every `every_s` until the server closes the connection.
+
+    Returns the seconds from connecting until the server closed, and what it answered (b"" when nothing).
+    """
+    started = time.monotonic()
+    with socket.create_connection(server.server_address[:2], timeout=10) as sock:
+        sock.sendall(head)
+        for byte in drip:  # bounded: len(drip) * every_s
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:  # reset: the server closed while we sent
+                return time.monotonic() - started, b""
+            if select.select([sock], [], [], every_s)[0]:
+                closed_at, answer = time.monotonic() - started, b""
+                with contextlib.suppress(OSError):
+                    while chunk := sock.recv(1 << 16):
+                        answer += chunk
+                return closed_at, answer
+    return float("inf"), b""
+
+
+def test_a_trickling_client_is_cut_off_at_the_request_deadline(server):
+    request = b"GET /api/info HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+    with _serving(("127.0.0.1", 0), server.translator, request_timeout=1.5) as srv:
+        # Each byte arrives well within any per-read timeout; the whole request would take 22 s.
+        closed_at, answer = _trickle(srv, b"", request)
+        assert 1.4 <= closed_at <= 3.0 and answer == b"", (closed_at, answer)
+        # A trickling body: the headers came in time, the image does not; the answer says why.
+        head = b"POST /api/translate HTTP/1.0\r\nContent-Type: image/png\r\nContent-Length: 100\r\n\r\n"
+        closed_at, answer = _trickle(srv, head, bytes(20))
+        assert 1.4 <= closed_at <= 3.0, closed_at
+        assert answer.startswith(b"HTTP/1.0 408") and b"did not arrive within 1.5 s" in answer, answer
+        assert _request(srv, "GET", "/api/info")[0] == 200
+
+
+def _wait_until(condition, limit_s: float = 5.0) -> None:
+    """Polls `condition` until it holds; fails after `limit_s`."""
+    for _ in range(int(limit_s / 0.02)):
+        if condition():
+            return
+        time.sleep(0.02)
+    pytest.fail(f"still not true after {limit_s} s")
+
+
+def _server_threads(server) -> int:
+    prefix = f"pix2pix-demo-{server.server_address[1]}-"
+    return sum(thread.name.startswith(prefix) for thread in threading.enumerate())
+
+
+def test_a_burst_of_connections_leaves_threads_bounded_and_the_server_answering(server):
+    workers, timeout_s = 4, 2.0
+    before = threading.active_count()
+    with _serving(("127.0.0.1", 0), server.translator, workers=workers, request_timeout=timeout_s) as srv:
+        started = time.monotonic()
+        idle = [socket.create_connection(srv.server_address[:2], timeout=10) for _ in range(50)]
+        partial = [socket.create_connection(srv.server_address[:2], timeout=10) for _ in range(3)]
+        try:
+            for sock in partial:  # fewer than the workers: each holds one until the deadline
+                sock.sendall(b"GET /api/info HT")
+            _wait_until(lambda: srv.open_connections == 53)
+            status, _, body = _request(srv, "GET", "/api/info")  # 50 idle connections hold no worker
+            assert status == 200 and json.loads(body)["canvas"] == 256
+            assert time.monotonic() - started < timeout_s  # answered during the burst, not after it
+            assert _server_threads(srv) <= workers + 1  # the workers and the waiting room
+            assert threading.active_count() - before <= workers + 2  # and serve_forever's
+            with ThreadPoolExecutor(20) as pool:  # 20 at once, while the burst still stands
+                statuses = list(pool.map(lambda _: _request(srv, "GET", "/api/info")[0], range(20)))
+            assert statuses == [200] * 20 and _server_threads(srv) <= workers + 1
+            for sock in idle + partial:  # the deadline closes every one of them
+                assert sock.recv(1) == b""
+            assert time.monotonic() - started < timeout_s + 2
+        finally:
+            for sock in idle + partial:
+                sock.close()
+        assert _request(srv, "GET", "/api/info")[0] == 200
+
+
+def test_connections_past_the_limit_get_503_at_once(server):
+    with _serving(("127.0.0.1", 0), server.translator, max_connections=3, request_timeout=1.0) as srv:
+        idle = [socket.create_connection(srv.server_address[:2], timeout=10) for _ in range(3)]
+        try:
+            _wait_until(lambda: srv.open_connections == 3)
+            with socket.create_connection(srv.server_address[:2], timeout=10) as sock:
+                answer = sock.recv(1 << 16)  # without sending anything: the 503 comes at once
+            assert answer.startswith(b"HTTP/1.0 503"), answer
+            assert b"too many open connections" in answer.partition(b"\r\n\r\n")[2]
+            for sock in idle:
+                assert sock.recv(1) == b""  # dropped at the deadline, freeing their places
+        finally:
+            for sock in idle:
+                sock.close()
+        assert _request(srv, "GET", "/api/info")[0] == 200
+
+
+@pytest.mark.parametrize(
+    "host, status",
+    [
+        ("127.0.0.1:{port}", 200), ("localhost:{port}", 200), ("LocalHost:{port}", 200), ("[::1]:{port}", 200),
+        ("10.1.2.3:{port}", 200),  # an IP literal cannot be re-pointed by DNS (how 0.0.0.0 is reached)
+        ("mybox.lan:{port}", 200), ("proxy.lan:9000", 200),  # --allowed-host mybox.lan proxy.lan:9000
+        ("attacker.example:{port}", 421), ("127.0.0.1.nip.io:{port}", 421), ("localhost", 421),
+        ("localhost:1", 421), ("proxy.lan:{port}", 421), ("user@localhost:{port}", 421), ("", 421), (None, 200),
+    ],
+)  # fmt: skip
+def test_host_header_must_name_this_server(server, host, status):
+    options = {"allowed_hosts": ("mybox.lan", "proxy.lan:9000")}
+    with _serving(("127.0.0.1", 0), server.translator, **options) as srv:
+        header = b"" if host is None else b"Host: %s\r\n" % host.format(port=srv.server_address[1]).encode()
+        got, body = _raw(srv, b"GET /api/info HTTP/1.0\r\n" + header + b"\r\n")
+        assert got == status, body
+        if status == 421:
+            assert "DNS-rebinding" in json.loads(body)["error"] and srv.url in json.loads(body)["error"]
+        # A refused POST still reads the body, so the client gets the 421 rather than a reset.
+        post = b"POST /api/translate HTTP/1.0\r\nContent-Type: image/png\r\nContent-Length: 4000\r\n"
+        got, body = _raw(srv, post + header + b"\r\n" + bytes(4000))
+        assert got == (status if status == 421 else 400), body
+
+
+def test_bad_host_and_timeout_flags_are_usage_errors(capsys):
+    for argv, message in [
+        (["--allowed-host", "a/b"], "--allowed-host a/b is not NAME or NAME:PORT"),
+        (["--allowed-host", "box:99999"], "--allowed-host box:99999 is not NAME or NAME:PORT"),
+        (["--request-timeout", "0"], "--request-timeout 0 is not a duration"),
+        (["--request-timeout", "inf"], "--request-timeout inf is not a duration"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            demo.main(["--model", "never-loaded"] + argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and message in err, err
+
+
+@pytest.fixture(scope="module")
+def capped_model_dir(generator, tmp_path_factory) -> str:
+    """The generator exported with an own-size cap of 2048 pixels (a 32x64 image, or 45x45)."""
+    return export_saved_model(generator, str(tmp_path_factory.mktemp("capped")), max_pixels=32 * 64)
+
+
+def test_a_size_cap_refusal_names_the_cap(capped_model_dir):
+    translator = demo.Translator(capped_model_dir)
+    with _serving(("127.0.0.1", 0), translator) as srv:
+        assert _request(srv, "POST", "/api/translate", _png(32, 64))[0] == 200  # at the cap
+        status, _, body = _request(srv, "POST", "/api/translate", _png(64, 64))
+    error = json.loads(body)["error"]
+    assert status == 400 and "over the own-size cap of 2048 pixels" in error and "decoded" not in error, error
+    # The signature's own refusal (an export whose metadata does not say the cap) is worded as a cap, too.
+    with pytest.raises(demo.SizeCapError, match="own-size cap of 2048 pixels") as refusal:
+        translator(_png(64, 64))
+    assert "decoded" not in str(refusal.value)
 
 
 def test_snap_to_palette_exact_values():
