@@ -1,5 +1,5 @@
-"""The static demo site (pix2pix-site): the folder it writes, its errors, and the page run in a real headless chromium
-against onnxruntime in Python. Needs onnxruntime-web installed (`pix2pix-site --install-runtime`; scripts/test.sh does it)."""
+"""The static demo site (pix2pix-site): the folder it writes, its errors, and the page in a real headless chromium
+against onnxruntime in Python. Needs onnxruntime-web (`pix2pix-site --install-runtime`; scripts/test.sh runs it)."""
 
 from __future__ import annotations
 
@@ -66,21 +66,26 @@ def _serve(folder: str, headers: dict[str, str]):
 
 
 def test_the_site_is_a_self_contained_folder(site_dir, pair_dir):
-    files = sorted(os.path.relpath(os.path.join(root, name), site_dir) for root, _, names in os.walk(site_dir) for name in names)
-    runtime = [f"static/ort/{name}" for names in site.RUNTIME_FILES.values() for name in names]
-    assert files == sorted([".nojekyll", "index.html", "site.json", "model/generator.onnx", "static/demo.js",
-                            "static/demo.css", "static/site.js", *runtime, *(f"examples/{i}.png" for i in range(4))])  # fmt: skip
+    files = [os.path.relpath(os.path.join(root, name), site_dir) for root, _, names in os.walk(site_dir)
+             for name in names]  # fmt: skip
+    runtime = [f"static/ort/{name}" for name in site.runtime_file_names()]
+    examples = [f"examples/{i}.png" for i in range(4)]
+    pages = ["index.html", "static/demo.js", "static/demo.css", "static/site.js", ".nojekyll"]
+    assert sorted(files) == sorted([*pages, "site.json", "model/generator.onnx", *runtime, *examples])
     with open(os.path.join(site_dir, "site.json")) as f:
         info = json.load(f)
     with open(os.path.join(site_dir, "model", "generator.onnx"), "rb") as f:
         model = f.read()
-    assert (info["canvas"], info["image_size"], info["examples"], info["source"]) == (SIDE, [SIDE, SIDE], 4, "tiny.keras")
-    assert (info["model"], info["model_bytes"], info["model_sha256"]) == ("model/generator.onnx", len(model), hashlib.sha256(model).hexdigest())
+    assert (info["canvas"], info["image_size"], info["examples"]) == (SIDE, [SIDE, SIDE], 4)
+    assert info["source"] == "tiny.keras"  # the file's name, not its path: the site is public
+    assert (info["model"], info["model_bytes"]) == ("model/generator.onnx", len(model))
+    assert info["model_sha256"] == hashlib.sha256(model).hexdigest()
     assert info["runtime"]["version"] == site.runtime_version() and len(info["palette"]) == 20
     # Relative URLs only (a GitHub Pages project site lives under /REPO/), and nothing from elsewhere.
     with open(os.path.join(site_dir, "index.html")) as f:
         html = f.read()
-    assert re.findall(r'(?:src|href)="([^"]*)"', html) == ["static/demo.css", "data:,", "static/site.js", "static/demo.js"]
+    urls = re.findall(r'(?:src|href)="([^"]*)"', html)
+    assert urls == ["static/demo.css", "data:,", "static/site.js", "static/demo.js"]
     assert "Content-Security-Policy" in html
     # Examples: the val label maps at the model's size, as the demo server would serve them at that size.
     with open(os.path.join(site_dir, "examples", "1.png"), "rb") as f:
@@ -97,7 +102,7 @@ def test_the_site_is_a_self_contained_folder(site_dir, pair_dir):
     ],
 )
 def test_page_translates_in_the_browser_as_onnxruntime_does(site_dir, variant, headers, args):
-    """Load an example, paint over it, translate; the page's pixels against onnxruntime's in Python on the same label map.
+    """Load an example, paint on it, translate; the page's pixels against onnxruntime's in Python on the same label map.
 
     Tolerance: one uint8 level. The page's uint8 -> [-1, 1] -> uint8 is the Python side's to the bit (site.js
     rounds each float32 step as TF does, halves to even), so the two results differ only where the runtimes'
@@ -122,15 +127,16 @@ def test_page_translates_in_the_browser_as_onnxruntime_does(site_dir, variant, h
                 page.goto(url)
                 page.wait_for_selector("body[data-ready=true]")
                 page.evaluate("window.pix2pixSite.ready.then(() => true)")
-                backend = page.evaluate("({ep: pix2pixSite.ep, threads: pix2pixSite.threads, cores: navigator.hardwareConcurrency})")
+                backend = page.evaluate("({ep: pix2pixSite.ep, threads: pix2pixSite.threads, "
+                                        "cores: navigator.hardwareConcurrency})")  # fmt: skip
                 runtime_line = page.text_content("#runtime")
-                assert page.evaluate("[document.getElementById('label').width, document.getElementById('label').height]") == [SIDE, SIDE]
+                assert page.evaluate("(c => [c.width, c.height])(document.getElementById('label'))") == [SIDE, SIDE]
                 page.click("#example")
                 page.click("#example")  # example 2 of 4
                 page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Example 2')")
                 page.click('.swatch[data-name="car"]')
                 box = page.locator("#label").bounding_box()
-                page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # a car dot over the example
+                page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # a car dot on the example
                 page.click("#translate")
                 page.wait_for_function("() => document.getElementById('result').dataset.generation === '1'")
                 label = np.array(page.evaluate(_LABEL_PIXELS), np.uint8).reshape(SIDE, SIDE, 4)
@@ -149,7 +155,8 @@ def test_page_translates_in_the_browser_as_onnxruntime_does(site_dir, variant, h
         example = tf.io.decode_png(f.read()).numpy()
     painted = np.any(label[..., :3] != example, axis=-1)
     assert 0 < painted.sum() < SIDE * SIDE // 2 and np.all(label[painted][:, :3] == (0, 0, 142))  # the car dot
-    expected = to_uint8(OnnxGenerator(os.path.join(site_dir, "model", "generator.onnx"))(to_float(label[np.newaxis, ..., :3])))
+    onnxruntime = OnnxGenerator(os.path.join(site_dir, "model", "generator.onnx"))
+    expected = to_uint8(onnxruntime(to_float(label[np.newaxis, ..., :3])))
     difference = np.abs(shown[..., :3].astype(int) - expected.numpy()[0].astype(int))
     assert shown[..., :3].std() > 10  # not blank
     assert difference.max() <= 1, f"max {difference.max()}, {np.mean(difference > 0):.2%} of values differ"
@@ -169,9 +176,9 @@ def test_a_built_site_is_rebuilt_only_with_overwrite(site_dir, tmp_path, capsys)
     (tmp_path / "other" / "notes.txt").write_text("keep me")
     for argv, message in [
         (["--model", model, "--output-dir", out], "already holds a site: pass --overwrite"),
-        (["--model", model, "--output-dir", str(tmp_path / "other"), "--overwrite"], "holds other files (no site.json)"),
+        (["--model", model, "--output-dir", str(tmp_path / "other"), "--overwrite"], "other files (no site.json)"),
         (["--model", str(tmp_path / "nope.keras"), "--output-dir", out, "--overwrite"], "nope.keras does not exist"),
-        (["--model", str(tmp_path), "--output-dir", str(tmp_path / "new")], "not an export folder holding generator.onnx"),
+        (["--model", str(tmp_path), "--output-dir", str(tmp_path / "new")], "not an export folder holding"),
         (["--output-dir", str(tmp_path / "new")], "--model is required"),
         (["--model", model, "--output-dir", str(tmp_path / "new"), "--runtime-dir", str(tmp_path / "none")],
          "is not installed in"),
@@ -190,7 +197,8 @@ def test_a_built_site_is_rebuilt_only_with_overwrite(site_dir, tmp_path, capsys)
 def test_the_painting_page_needs_a_square_rgb_generator(tmp_path, capsys):
     colorizer = build_generator((SIDE, SIDE), input_channels=1, output_channels=2, filters=4, depth=5)  # L -> ab
     wide = build_generator((SIDE, 2 * SIDE), filters=4, depth=5)
-    for generator, message in [(colorizer, "needs a generator of RGB label maps"), (wide, "the painting page's canvas is square")]:
+    cases = [(colorizer, "needs a generator of RGB label maps"), (wide, "the painting page's canvas is square")]
+    for generator, message in cases:
         path = str(tmp_path / f"{generator.input_shape[-1]}-{generator.input_shape[2]}.keras")
         generator.save(path)
         with pytest.raises(SystemExit) as exit_info:
@@ -203,7 +211,7 @@ def test_the_runtime_installer_runs_npm_ci_on_the_committed_lock_file(tmp_path, 
     """With npm missing: the one-line error naming what to install. With an npm that records its call: `npm ci`
     of the committed package.json and lock file, install scripts off."""
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    with pytest.raises(site.UsageError, match=r"npm is not installed: install Node.js .* pix2pix-site --install-runtime"):
+    with pytest.raises(site.UsageError, match=r"npm is not installed: install Node.js .* run pix2pix-site --install"):
         site.install_runtime(str(tmp_path / "runtime"))
     (tmp_path / "bin").mkdir()
     npm = tmp_path / "bin" / "npm"
@@ -212,8 +220,8 @@ def test_the_runtime_installer_runs_npm_ci_on_the_committed_lock_file(tmp_path, 
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     with pytest.raises(site.UsageError, match="npm ci of onnxruntime-web into .* failed"):
         site.install_runtime(str(tmp_path / "runtime"))
-    assert (tmp_path / "args").read_text().split() == [
-        "ci", "--prefix", str(tmp_path / "runtime"), "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel", "error"]  # fmt: skip
+    assert (tmp_path / "args").read_text().split() == ["ci", "--prefix", str(tmp_path / "runtime"), "--ignore-scripts",
+                                                       "--no-audit", "--no-fund", "--loglevel", "error"]  # fmt: skip
     lock = json.loads((tmp_path / "runtime" / "package-lock.json").read_text())
     assert lock["packages"]["node_modules/onnxruntime-web"]["version"] == site.runtime_version()
     assert lock["packages"]["node_modules/onnxruntime-web"]["integrity"].startswith("sha512-")

@@ -51,8 +51,10 @@ CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'se
 # Where the site's page differs from the demo server's: the CSP (a static host sends no header for it) and
 # static/site.js, which must run before demo.js to give it the in-browser backend.
 PAGE_EDITS = (
-    ('<meta charset="utf-8">', f'<meta charset="utf-8">\n  <meta http-equiv="Content-Security-Policy" content="{CSP}">'),
-    ('<script defer src="static/demo.js">', '<script type="module" src="static/site.js"></script>\n  <script defer src="static/demo.js">'),
+    ('<meta charset="utf-8">',
+     f'<meta charset="utf-8">\n  <meta http-equiv="Content-Security-Policy" content="{CSP}">'),
+    ('<script defer src="static/demo.js">',
+     '<script type="module" src="static/site.js"></script>\n  <script defer src="static/demo.js">'),
 )  # fmt: skip
 
 log = logging.getLogger("pix2pix_tf.site")
@@ -60,6 +62,10 @@ log = logging.getLogger("pix2pix_tf.site")
 
 def _static(folder: str, name: str):
     return resources.files("pix2pix_tf.apps") / folder / name
+
+
+def runtime_file_names() -> list[str]:
+    return [name for names in RUNTIME_FILES.values() for name in names]
 
 
 def runtime_version() -> str:
@@ -121,9 +127,12 @@ def runtime_dist(runtime_dir: str) -> str:
     except (OSError, ValueError):
         pass
     dist = os.path.join(package, "dist")
-    missing = [name for names in RUNTIME_FILES.values() for name in names if not os.path.isfile(os.path.join(dist, name))]
+    missing = [name for name in runtime_file_names() if not os.path.isfile(os.path.join(dist, name))]
     if version != wanted or missing:
-        found = f"version {version}" if version and version != wanted else "not installed" if not version else f"{missing[0]} missing"
+        if not version:
+            found = "not installed"
+        else:
+            found = f"version {version}" if version != wanted else f"incomplete ({missing[0]} is missing)"
         raise UsageError(f"{RUNTIME_PACKAGE} {wanted} is {found} in {runtime_dir}: run {INSTALL_HINT} (needs npm)")
     return dist
 
@@ -147,7 +156,8 @@ def read_model(model: str) -> tuple[bytes, str]:
             return f.read(), os.path.basename(onnx_file)
     if path.endswith(".keras") and not os.path.isfile(path):
         raise UsageError(f"--model {model} does not exist: pass a .keras generator file")
-    if path.endswith(".keras") or is_checkpoint_prefix(path) or os.path.isfile(os.path.join(find_run_dir(path), CONFIG_FILE)):
+    is_run = is_checkpoint_prefix(path) or os.path.isfile(os.path.join(find_run_dir(path), CONFIG_FILE))
+    if path.endswith(".keras") or is_run:
         from ..deploy.onnx import convert_onnx
         from ..run import load_generator
 
@@ -178,8 +188,9 @@ def model_signature(onnx_bytes: bytes, directory: str) -> tuple[str, tuple[int, 
     fixed = len(shape) == 4 and all(isinstance(side, int) for side in shape[1:])
     out_shape = generator(np.zeros([1, *shape[1:]], np.float32)).shape if fixed else ()
     if not fixed or shape[3] != 3 or out_shape != (1, *shape[1:]):
-        raise UsageError(f"the model takes {shape} and gives {list(out_shape)}: the painting page needs a generator "
-                         "of RGB label maps to RGB photos at a fixed size [N, H, W, 3] (a paired task's export)")  # fmt: skip
+        raise UsageError(f"the model takes {shape} and gives {list(out_shape)}: the painting page needs a "
+                         "generator of RGB label maps to RGB photos at a fixed size [N, H, W, 3] (a paired task's "
+                         "export)")  # fmt: skip
     if shape[1] != shape[2]:
         raise UsageError(f"the model translates {shape[2]}x{shape[1]} images: the painting page's canvas is square; "
                          "train or export a square model")  # fmt: skip
@@ -240,7 +251,7 @@ def write_site(folder: str, onnx_bytes: bytes, examples: list[bytes], metadata: 
     for source, name in (("demo_static", "demo.js"), ("demo_static", "demo.css"), ("site_static", "site.js")):
         with open(os.path.join(static, name), "wb") as f:
             f.write(_static(source, name).read_bytes())
-    for name in (name for names in RUNTIME_FILES.values() for name in names):
+    for name in runtime_file_names():
         shutil.copyfile(os.path.join(dist, name), os.path.join(static, "ort", name))
     os.makedirs(os.path.join(folder, os.path.dirname(MODEL_PATH)))
     with open(os.path.join(folder, MODEL_PATH), "wb") as f:
