@@ -3,13 +3,10 @@ against onnxruntime in Python. Needs onnxruntime-web (`pix2pix-site --install-ru
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import json
 import os
 import re
-import threading
 
 import numpy as np
 import pytest
@@ -24,8 +21,6 @@ from pix2pix_tf.deploy.onnx import OnnxGenerator
 SIDE = 32
 # Chromium's software WebGPU adapter (SwiftShader on the CPU), so the WebGPU path runs without a GPU.
 WEBGPU_ARGS = ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader", "--enable-features=Vulkan"]
-# What a host sends to make a page cross-origin isolated: the only way a browser gives it threads.
-ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 
 
 @pytest.fixture(scope="module")
@@ -46,23 +41,6 @@ def site_dir(keras_file, pair_dir, tmp_path_factory) -> str:
     folder = str(tmp_path_factory.mktemp("sites") / "site")
     assert site.main(["--model", keras_file, "--output-dir", folder, "--examples", pair_dir]) == 0
     return folder
-
-
-def _serve(folder: str, headers: dict[str, str]):
-    """A plain static file server on 127.0.0.1 (what any static host does), with `headers` on every answer."""
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def end_headers(self):
-            for name, value in headers.items():
-                self.send_header(name, value)
-            super().end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=folder))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
 
 
 def test_the_site_is_a_self_contained_folder(site_dir, pair_dir):
@@ -94,14 +72,14 @@ def test_the_site_is_a_self_contained_folder(site_dir, pair_dir):
 
 
 @pytest.mark.parametrize(
-    "variant, headers, args",
+    "variant, isolated, args",
     [
-        ("wasm", {}, []),  # what GitHub Pages gives: no isolation headers, so one thread; no WebGPU adapter
-        ("wasm-threads", ISOLATION_HEADERS, []),
-        ("webgpu", {}, WEBGPU_ARGS),
+        ("wasm", False, []),  # what GitHub Pages gives: no isolation headers, so one thread; no WebGPU adapter
+        ("wasm-threads", True, []),
+        ("webgpu", False, WEBGPU_ARGS),
     ],
 )
-def test_page_translates_in_the_browser_as_onnxruntime_does(site_dir, variant, headers, args):
+def test_page_translates_in_the_browser_as_onnxruntime_does(site_dir, variant, isolated, args):
     """Load an example, paint on it, translate; the page's pixels against onnxruntime's in Python on the same label map.
 
     Tolerance: one uint8 level. The page's uint8 -> [-1, 1] -> uint8 is the Python side's to the bit (site.js
@@ -113,7 +91,7 @@ def test_page_translates_in_the_browser_as_onnxruntime_does(site_dir, variant, h
         pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium` (.ci/run does)")
     from playwright.sync_api import sync_playwright
 
-    server = _serve(site_dir, headers)
+    server = site.serve_static(site_dir, isolated)
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     try:
         with sync_playwright() as p:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import hashlib
+import http.server
 import json
 import logging
 import os
@@ -23,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from importlib import resources
 
 from ..config import prog_name
@@ -48,6 +51,9 @@ SITE_JSON = "site.json"  # also the mark of a folder this command wrote: --overw
 # compilation needs 'wasm-unsafe-eval', the runtime's threads are module workers from 'self'.
 CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; "
        "img-src 'self' blob: data:; style-src 'self'; connect-src 'self'")  # fmt: skip
+# What a host sends to make a page cross-origin isolated, the only kind of page a browser gives threads (the
+# SharedArrayBuffer they need). GitHub Pages cannot send them; the page then runs on one thread.
+ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 # Where the site's page differs from the demo server's: the CSP (a static host sends no header for it) and
 # static/site.js, which must run before demo.js to give it the in-browser backend.
 PAGE_EDITS = (
@@ -311,6 +317,25 @@ def build_site(model: str, output_dir: str, examples: str = "", direction: str =
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return metadata
+
+
+def serve_static(folder: str, isolated: bool = False, host: str = "127.0.0.1", port: int = 0):
+    """A plain static file server of `folder` on a daemon thread (what any static host does), for local previews,
+    the browser test and the benchmark; `isolated` adds ISOLATION_HEADERS. Call `.shutdown()` to stop it."""
+    headers = ISOLATION_HEADERS if isolated else {}
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def end_headers(self):
+            for name, value in headers.items():
+                self.send_header(name, value)
+            super().end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer((host, port), functools.partial(Handler, directory=folder))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def main(argv: list[str] | None = None) -> int:
