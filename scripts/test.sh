@@ -12,4 +12,7 @@ if [ ! -x "${PIX2PIX_CHROMIUM:-/usr/bin/chromium}" ]; then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 fi
 python -m pip install -q -r requirements-dev.txt
+# The static site's browser test (tests/test_site.py) needs onnxruntime-web: npm ci of the committed lock file
+# into ~/.cache/pix2pix_tf, never into the checkout (a no-op once installed). npm comes with Node.js.
+python -m pix2pix_tf.site --install-runtime
 exec python -m pytest -q tests "$@"

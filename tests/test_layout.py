@@ -112,9 +112,9 @@ def test_no_import_cycles():
 
 
 def test_only_the_package_root_asks_for_apps():
-    """predict and the demo sit on top: only their `python -m pix2pix_tf.X` entry modules import them."""
+    """predict, the demo and its static site sit on top: only their `python -m pix2pix_tf.X` entry modules import them."""
     callers = {m for m, ts in GRAPH.items() if _floor(m) != "apps" for t in ts if _floor(t) == "apps"}
-    assert callers <= {"pix2pix_tf.predict", "pix2pix_tf.demo"}, callers
+    assert callers <= {"pix2pix_tf.predict", "pix2pix_tf.demo", "pix2pix_tf.site"}, callers
 
 
 def test_public_surface():

@@ -18,11 +18,12 @@ from pix2pix_tf.export import main as export_main
 from pix2pix_tf.predict import main as predict_main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOOLS = ("train", "export", "evaluate", "predict", "demo")
+TOOLS = ("train", "export", "evaluate", "predict", "demo", "site")
 with open(os.path.join(REPO, "pyproject.toml"), "rb") as _file:
     PYPROJECT = tomllib.load(_file)
 # A flag each tool's --help must list: proof that its own parser answered.
-FLAG = {"train": "--dataset", "export": "--calibration-dir", "evaluate": "--fcn-score", "predict": "--backend", "demo": "--examples"}
+FLAG = {"train": "--dataset", "export": "--calibration-dir", "evaluate": "--fcn-score", "predict": "--backend", "demo": "--examples",
+        "site": "--install-runtime"}
 
 
 def _names(requirements) -> set[str]:
@@ -59,6 +60,7 @@ def test_every_tool_is_a_console_script():
         "pix2pix-evaluate": "pix2pix_tf.evaluate.__main__:main",
         "pix2pix-predict": "pix2pix_tf.predict:main",
         "pix2pix-demo": "pix2pix_tf.demo:main",
+        "pix2pix-site": "pix2pix_tf.site:main",
     }
 
 
@@ -187,7 +189,8 @@ def test_test_command_installs_chromium_then_runs_pytest(tmp_path, uid):
     install = "env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium"
     apt = (["apt-get update -q []", "apt-get install -y -q chromium [noninteractive]"] if uid == 0 else
            ["sudo apt-get update -q", "apt-get update -q []", f"sudo {install}", "apt-get install -y -q chromium [noninteractive]"])
-    pip_then_pytest = ["python -m pip install -q -r requirements-dev.txt", "python -m pytest -q tests"]
+    pip_then_pytest = ["python -m pip install -q -r requirements-dev.txt", "python -m pix2pix_tf.site --install-runtime",
+                       "python -m pytest -q tests"]
     # .ci/run is exactly the README's command; with no stdin, as CI runs it, pytest's closing line still shows.
     for command in (["bash", "scripts/test.sh"], ["bash", ".ci/run"]):
         calls.write_text("")

@@ -48,6 +48,15 @@ class OnnxGenerator:
         self._input = self._session.get_inputs()[0]
 
     @property
+    def input_name(self) -> str:
+        return self._input.name
+
+    @property
+    def input_shape(self) -> tuple:
+        """[N, H, W, C] as the file declares it: ints for fixed sides, names (str) or None for free ones."""
+        return tuple(self._input.shape)
+
+    @property
     def image_size(self) -> tuple[int, int]:
         return tuple(int(side) for side in self._input.shape[1:3])
 

@@ -1,10 +1,11 @@
 // pix2pix_tf demo page: paints a label map pixel by pixel (no anti-aliasing, so every pixel keeps an
-// exact class colour) and sends it to POST /api/translate.
+// exact class colour) and has the backend translate it: the demo server's POST /api/translate, or the
+// generator in the browser on the static site (pix2pix-site), whose static/site.js sets window.pix2pixBackend.
 "use strict";
 
 const canvas = document.getElementById("label");
 const ctx = canvas.getContext("2d", { willReadFrequently: true });
-const W = canvas.width, H = canvas.height;
+let W = canvas.width, H = canvas.height;  // the backend's canvas size replaces these (resizeCanvas)
 const result = document.getElementById("result");
 const status = document.getElementById("status");
 const UNDO_LIMIT = 50;
@@ -23,6 +24,28 @@ const state = {
   resultUrl: "",
   generation: 0,
 };
+
+// The demo server's API. Each method throws an Error whose message is for the status line.
+const serverBackend = {
+  async info() {
+    const response = await fetch("/api/info").catch((error) => { throw new Error(`cannot reach the demo server: ${error.message}`); });
+    return response.json();
+  },
+  async example(index) {  // PNG blob of example `index`
+    const response = await fetch(`/api/examples/${index}.png`);
+    if (!response.ok) throw new Error((await response.json()).error);
+    return response.blob();
+  },
+  async translate() {  // PNG blob of the generated photo for the canvas as it is now
+    const response = await fetch("/api/translate", { method: "POST", headers: { "Content-Type": "image/png" }, body: await canvasBlob() });
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({ error: response.statusText }));
+      throw new Error(`${response.status}: ${body.error}`);
+    }
+    return response.blob();
+  },
+};
+const backend = window.pix2pixBackend || serverBackend;
 
 function setStatus(text, isError = false) {
   status.textContent = text;
@@ -137,9 +160,12 @@ async function loadExample() {
   if (!state.examples) return;
   const index = state.example;
   state.example = (index + 1) % state.examples;
-  const response = await fetch(`/api/examples/${index}.png`);
-  if (!response.ok) return setStatus((await response.json()).error, true);
-  const bitmap = await createImageBitmap(await response.blob());
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(await backend.example(index));
+  } catch (error) {
+    return setStatus(error.message, true);
+  }
   pushUndo();
   ctx.clearRect(0, 0, W, H);
   ctx.imageSmoothingEnabled = false;  // keep class colours exact
@@ -159,12 +185,7 @@ async function translate() {
   setStatus("Translating…");
   const started = performance.now();
   try {
-    const response = await fetch("/api/translate", { method: "POST", headers: { "Content-Type": "image/png" }, body: await canvasBlob() });
-    if (!response.ok) {
-      const body = await response.json().catch(() => ({ error: response.statusText }));
-      throw new Error(`${response.status}: ${body.error}`);
-    }
-    const url = URL.createObjectURL(await response.blob());
+    const url = URL.createObjectURL(await backend.translate(canvas));
     await new Promise((resolve, reject) => { result.onload = resolve; result.onerror = () => reject(new Error("the reply is not an image")); result.src = url; });
     if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
     state.resultUrl = url;
@@ -209,6 +230,16 @@ function buildPalette(palette) {
   box.children[0].click();
 }
 
+// The canvas is the size the backend translates at (the static site's model size); painting starts over.
+function resizeCanvas(side) {
+  if (!side || (side === W && side === H)) return;
+  canvas.width = canvas.height = W = H = side;
+  state.pixels = ctx.createImageData(W, H);
+  state.undo = [];
+  fillAll([0, 0, 0]);
+  render();
+}
+
 async function init() {
   fillAll([0, 0, 0]);
   render();
@@ -223,7 +254,8 @@ async function init() {
   size.addEventListener("input", () => { document.getElementById("brush-size-value").textContent = size.value; });
   document.addEventListener("keydown", (e) => { if ((e.ctrlKey || e.metaKey) && e.key === "z") { e.preventDefault(); undo(); } });
   try {
-    const info = await (await fetch("/api/info")).json();
+    const info = await backend.info();
+    resizeCanvas(info.canvas);
     buildPalette(info.palette);
     state.examples = info.examples;
     const example = document.getElementById("example");
@@ -232,7 +264,7 @@ async function init() {
     document.getElementById("model").textContent = `model: ${info.model}`;
     document.body.dataset.ready = "true";
   } catch (error) {
-    setStatus(`Cannot reach the demo server: ${error.message}`, true);
+    setStatus(`Cannot start the page: ${error.message}`, true);
   }
 }
 
