@@ -17,7 +17,16 @@ median img/s over repeats is reported with ours/reference ratios.
     python benchmarks/train_throughput.py --batch-sizes 1 16 64 --variants auto auto:auto:4 bf16:off --data-dir DIR
 
 A variant is PRECISION[:JIT[:STEPS_PER_EXECUTION]] with the train.py values (auto|fp32|bf16|fp16,
-auto|on|off, int). Rows: batch size, variant, median img/s, ratio to the reference at that batch size.
+auto|on|off, int); `today:`VARIANT is that step built with Keras' own BatchNormalization and LeakyReLU
+(pix2pix_tf's step before the fused layers of core/layers.py), and `reference-bf16` is the tutorial-style
+step under the `mixed_bfloat16` policy (the one line a tutorial user would add). Rows: batch size,
+variant, median img/s, ratio to the reference at that batch size, and the convolutions' GFLOP/s
+(multiply-adds x 2 of every conv of G and D, forward and backward: the step's arithmetic, for a
+fraction of the CPU's peak).
+
+    # issue 22's three ratios: the recipe setting (128 px, 32 filters) and 256 px, in one run each
+    python benchmarks/train_throughput.py --image-size 128 --filters 32 --batch-sizes 16 --variants today:auto auto
+    python benchmarks/train_throughput.py --batch-sizes 1 16 --variants reference-bf16 today:auto auto
 """
 
 from __future__ import annotations
@@ -34,20 +43,23 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from pix2pix_tf.config import TrainConfig, auto_generator_depth  # noqa: E402
+from pix2pix_tf.core import networks  # noqa: E402
 from pix2pix_tf.core.networks import build_discriminator, build_generator  # noqa: E402
 from pix2pix_tf.data.pairs import list_images, make_train_dataset  # noqa: E402
-from pix2pix_tf.precision import cpu_flags, gpu_compute_capability, resolve_precision  # noqa: E402
+from pix2pix_tf.precision import cpu_flags, dtype_policy, gpu_compute_capability, resolve_precision  # noqa: E402
 from pix2pix_tf.train.loop import build_pix2pix  # noqa: E402
 from pix2pix_tf.train.runtime import resolve_jit_compile  # noqa: E402
 
 
-def reference_step(image_size: tuple[int, int], lambda_l1: float = 100.0):
-    """The tutorial-style step: fp32, plain tf.function, losses and updates written out inline."""
-    generator = build_generator(image_size, depth=auto_generator_depth(image_size))
-    discriminator = build_discriminator(image_size)
+def reference_step(image_size: tuple[int, int], filters: int = 64, precision: str = "fp32", lambda_l1: float = 100.0):
+    """The tutorial-style step: Keras' own layers, plain tf.function, losses and updates written out inline."""
+    with dtype_policy(precision), networks.reference_layers():
+        generator = build_generator(image_size, filters=filters, depth=auto_generator_depth(image_size))
+        discriminator = build_discriminator(image_size, filters=filters)
     bce = keras.losses.BinaryCrossentropy(from_logits=True)
     g_opt = keras.optimizers.Adam(2e-4, beta_1=0.5)
     d_opt = keras.optimizers.Adam(2e-4, beta_1=0.5)
@@ -58,6 +70,7 @@ def reference_step(image_size: tuple[int, int], lambda_l1: float = 100.0):
             fake = generator(x, training=True)
             real_logits = discriminator([x, y], training=True)
             fake_logits = discriminator([x, fake], training=True)
+            fake = tf.cast(fake, tf.float32)
             g_loss = bce(tf.ones_like(fake_logits), fake_logits) + lambda_l1 * tf.reduce_mean(tf.abs(y - fake))
             d_loss = 0.5 * (bce(tf.ones_like(real_logits), real_logits) + bce(tf.zeros_like(fake_logits), fake_logits))
         g_vars, d_vars = generator.trainable_variables, discriminator.trainable_variables
@@ -68,13 +81,42 @@ def reference_step(image_size: tuple[int, int], lambda_l1: float = 100.0):
     return lambda x, y, it: float(step(x, y)), 1
 
 
-def our_step(variant: str, image_size: tuple[int, int]):
-    """Pix2Pix.train_function as build_pix2pix compiles it for `variant` (PRECISION[:JIT[:SPE]])."""
-    precision, jit, spe = (variant.split(":") + ["auto", "auto", "1"][len(variant.split(":")) :])[:3]
-    config = TrainConfig(dataset="synthetic", image_size=image_size, precision=precision, jit_compile=jit, steps_per_execution=int(spe))
-    model = build_pix2pix(config)
+def our_step(variant: str, image_size: tuple[int, int], filters: int = 64):
+    """Pix2Pix.train_function as build_pix2pix compiles it for `variant` ([today:]PRECISION[:JIT[:SPE]])."""
+    if variant == "reference-bf16":
+        return reference_step(image_size, filters, "bf16")
+    today = variant.startswith("today:")
+    parts = variant.removeprefix("today:").split(":")
+    precision, jit, spe = (parts + ["auto", "auto", "1"][len(parts) :])[:3]
+    config = TrainConfig(dataset="synthetic", image_size=image_size, precision=precision, jit_compile=jit,
+                         steps_per_execution=int(spe), generator_filters=filters, discriminator_filters=filters)
+    if today:
+        with networks.reference_layers():
+            model = build_pix2pix(config)
+    else:
+        model = build_pix2pix(config)
     model.make_train_function()
     return lambda x, y, it: float(model.train_function(it)["g_total"]), int(spe)
+
+
+def step_flops_per_image(image_size: tuple[int, int], filters: int) -> float:
+    """FLOPs of one image's train step in G's and D's convolutions (2 x multiply-adds).
+
+    G runs forward, then backward for its input and weight gradients (3x its forward); D runs forward
+    twice (real and generated pairs), weight gradients twice and input gradients three times (D's two
+    passes for its own loss, and the generated pass once more for G's): 7x its forward.
+    """
+    def forward(model):
+        total = 0
+        for layer in model.layers:
+            if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+                # A transposed conv does a conv's work per *input* position, a conv per output position.
+                positions = layer.input.shape[1:3] if isinstance(layer, keras.layers.Conv2DTranspose) else layer.output.shape[1:3]
+                total += 2 * positions[0] * positions[1] * int(np.prod(layer.kernel.shape))
+        return total
+
+    generator = build_generator(image_size, filters=filters, depth=auto_generator_depth(image_size))
+    return 3 * forward(generator) + 7 * forward(build_discriminator(image_size, filters=filters))
 
 
 def gpu_peak_bytes() -> int | None:
@@ -86,12 +128,13 @@ def gpu_peak_bytes() -> int | None:
 def time_steps(args, image_size):
     """Interleaved timing of the reference and every variant, per batch size."""
     rows = []
+    flops = step_flops_per_image(image_size, args.filters)
     for batch in args.batch_sizes:
         x = tf.random.uniform((batch, *image_size, 3), -1, 1, seed=1)
         y = tf.random.uniform((batch, *image_size, 3), -1, 1, seed=2)
         it = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
         names = ["reference"] + args.variants
-        steps = {"reference": reference_step(image_size)} | {v: our_step(v, image_size) for v in args.variants}
+        steps = {"reference": reference_step(image_size, args.filters)} | {v: our_step(v, image_size, args.filters) for v in args.variants}
         rates, peaks = {n: [] for n in names}, {}
         for name in names:
             fn, _ = steps[name]
@@ -114,8 +157,9 @@ def time_steps(args, image_size):
             median = statistics.median(rates[name])
             rows.append({"batch_size": batch, "step": name, "img_per_sec": round(median, 3),
                          "ratio_to_reference": round(median / ref, 2), "repeats": [round(r, 3) for r in rates[name]],
+                         "conv_gflop_per_sec": round(median * flops / 1e9, 1),
                          "gpu_peak_gib": None if peaks[name] is None else round(peaks[name] / 2**30, 2)})
-            print(f"| {batch} | {name} | {median:.3f} | {median / ref:.2f}x | {rows[-1]['gpu_peak_gib']} |", flush=True)
+            print(f"| {batch} | {name} | {median:.3f} | {median / ref:.2f}x | {median * flops / 1e9:.0f} | {rows[-1]['gpu_peak_gib']} |", flush=True)
     return rows
 
 
@@ -152,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-sizes", type=int, nargs="*", default=[1, 16], help="none given: the input pipeline only")
     parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--filters", type=int, default=64, help="G's and D's first-layer filters (the one-hour recipe: 32)")
     parser.add_argument("--variants", nargs="+", default=["auto"], help="settings of our step: PRECISION[:JIT[:SPE]]")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=0, help="steps per repeat; 0 = max(2, 8 // batch)")
@@ -166,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.data_dir:
         result["pipeline"] = time_pipeline(args, image_size)
     if args.batch_sizes:
-        print("| batch | step | img/s (median) | ours/reference | GPU peak GiB |\n|---|---|---|---|---|", flush=True)
+        print("| batch | step | img/s (median) | ours/reference | conv GFLOP/s | GPU peak GiB |\n|---|---|---|---|---|---|", flush=True)
         result["steps"] = time_steps(args, image_size)
     result["load_after"] = os.getloadavg()
     print("load after", result["load_after"])

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 
@@ -49,6 +50,7 @@ def test_train_py_writes_every_output_and_resumes(pair_dir, tmp_path):
         assert os.path.getsize(os.path.join(out, path)) > 0, path
     assert any(f.startswith("events") for f in os.listdir(os.path.join(out, "tensorboard", "validation")))
     assert "epoch 2/2" in open(log).read()
+    assert re.search(r"epoch 1/2 done: about \d+ s left", open(log).read())  # the run's own estimate of its end
     history = json.load(open(os.path.join(out, "history.json")))
     assert [row["epoch"] for row in history] == [1, 2]
     assert {"g_total", "g_gan", "g_l1", "d_total", "val_g_total", "val_d_total", "img_per_sec"} <= set(history[0])
@@ -70,6 +72,13 @@ def test_train_py_writes_every_output_and_resumes(pair_dir, tmp_path):
     assert [row["epoch"] for row in json.load(open(os.path.join(out, "history.json")))] == [1, 2, 3]
     previous = os.listdir(os.path.join(out, "previous"))
     assert len(previous) == 1 and os.path.exists(os.path.join(out, "previous", previous[0], "checkpoints", "checkpoint"))
+
+
+def test_time_left_comes_from_the_last_whole_epochs_not_the_traced_first():
+    assert cb.time_left([100.0], 4) == 400.0  # only the first epoch so far: it is all there is
+    assert cb.time_left([100.0, 10.0, 20.0], 2) == 30.0  # the first (tracing) epoch no longer counts
+    assert cb.time_left([100.0, 50.0, 10.0, 10.0, 10.0], 10) == 100.0  # the last three
+    assert [cb.format_duration(s) for s in (45, 720, 7500)] == ["45 s", "12 min", "2 h 05 min"]
 
 
 @pytest.mark.parametrize(

@@ -118,12 +118,46 @@ class SampleGrid(keras.callbacks.Callback):
 
 
 class EpochLogger(keras.callbacks.Callback):
-    """One log line per epoch, so logs/pix2pix.log keeps what the progress bar showed."""
+    """One log line per epoch, so logs/pix2pix.log keeps what the progress bar showed, and the run's time left.
+
+    Keras' progress bar estimates only the epoch under way; a user of a 70-epoch run wants to know when the
+    run ends. The estimate is the mean of the last (up to 3) whole epochs, validation and checkpoint included,
+    times the epochs left; the first epoch, which traces the step, counts only while it is the only one.
+    """
 
     def __init__(self, logger: logging.Logger, epochs: int):
         super().__init__()
         self.logger, self.epochs = logger, epochs
+        self.durations: list[float] = []
+        self.since = None
+
+    def on_train_begin(self, logs=None):
+        self.since = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         text = " ".join(f"{k}={v:.4g}" for k, v in (logs or {}).items())
         self.logger.info("epoch %d/%d %s", epoch + 1, self.epochs, text, extra={"file_only": True})
+        now = time.perf_counter()
+        if self.since is not None:
+            self.durations.append(now - self.since)
+        self.since = now
+        left = self.epochs - (epoch + 1)
+        if left > 0 and self.durations:
+            seconds = time_left(self.durations, left)
+            self.logger.info("epoch %d/%d done: about %s left (%s an epoch)", epoch + 1, self.epochs,
+                             format_duration(seconds), format_duration(seconds / left))
+
+
+def time_left(durations: list[float], epochs_left: int) -> float:
+    """Seconds for `epochs_left` more epochs, from the measured whole-epoch `durations` (the first traces the step)."""
+    steady = durations[1:] or durations
+    recent = steady[-3:]
+    return epochs_left * sum(recent) / len(recent)
+
+
+def format_duration(seconds: float) -> str:
+    """'2 h 05 min', '12 min', '45 s'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
