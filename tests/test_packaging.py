@@ -199,7 +199,7 @@ def _run_script(command: list[str], env: dict) -> list[str]:
     """Runs a script as CI does (no stdin) and returns the stubs' calls; pytest's closing line must stay last."""
     calls = env["CALLS"]
     open(calls, "w").close()
-    result = subprocess.run(command, check=False, cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    result = subprocess.run(command, cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "1 passed in 0.01s"
     return open(calls).read().splitlines()
