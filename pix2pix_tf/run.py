@@ -26,8 +26,8 @@ from .precision import dtype_policy
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
 CHECKPOINTS_DIR = "checkpoints"
-# What a run leaves in OUTPUT_DIR; --restart moves these aside instead of deleting them.
-RUN_OUTPUTS = (CHECKPOINTS_DIR, HISTORY_FILE, "plots", "samples", "tensorboard", CONFIG_FILE)
+# What a run leaves in OUTPUT_DIR (report/ is evaluate.py's default); --restart moves these aside, deleting nothing.
+RUN_OUTPUTS = (CHECKPOINTS_DIR, HISTORY_FILE, "plots", "samples", "tensorboard", "report", CONFIG_FILE)
 
 
 def is_checkpoint_prefix(path: str) -> bool:

@@ -7,6 +7,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import site
 
 import numpy as np
 import pytest
@@ -69,10 +70,13 @@ def test_extras_and_requirements_files_agree():
     assert {"ai-edge-litert", "tensorflow-serving-api"}.isdisjoint(_names(dependencies))  # optional now
     assert _names(_extra("litert")) == {"ai-edge-litert"} and _names(_extra("serving")) == {"tensorflow-serving-api"}
     assert _names(_extra("all")) == {"ai-edge-litert", "tensorflow-serving-api"}
-    # requirements.txt pins everything (CI tests every extra); [dev] installs what requirements-dev.txt does.
+    # requirements.txt pins everything (CI tests every extra); [dev] installs what requirements-dev.txt does, plus
+    # the build backend: the suite builds the package offline (--no-build-isolation), and a fresh venv has no
+    # setuptools (Python 3.12+) or one too old to build a wheel without the `wheel` package (3.11's 65).
+    build = PYPROJECT["build-system"]["requires"]
     assert _names(_requirements_file("requirements.txt")) == _names(dependencies + _extra("all"))
-    assert _names(_requirements_file("requirements-dev.txt")) == _names(dependencies + _extra("dev"))
-    ranges = {Requirement(r).name.lower(): Requirement(r).specifier for r in dependencies + _extra("dev")}
+    assert _names(_requirements_file("requirements-dev.txt")) == _names(dependencies + _extra("dev") + build)
+    ranges = {Requirement(r).name.lower(): Requirement(r).specifier for r in dependencies + _extra("dev") + build}
     for line in _requirements_file("requirements-dev.txt"):
         pin = Requirement(line)
         assert ranges[pin.name.lower()].contains(str(pin.specifier).removeprefix("==")), f"{line} is outside pyproject's range"
@@ -80,16 +84,24 @@ def test_extras_and_requirements_files_agree():
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """`pip install .` into a fresh venv (reusing this interpreter's packages, offline): its bin/ folder."""
+    """`pip install .` into a fresh venv (reusing this environment's packages, offline): its bin/ folder."""
     root = tmp_path_factory.mktemp("install")
     source = root / "source"  # a copy, so the build leaves nothing in the checkout
     shutil.copytree(os.path.join(REPO, "pix2pix_tf"), source / "pix2pix_tf", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(os.path.join(REPO, name), source / name)
     venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    # This environment's packages, listed in a .pth: when it is itself a virtualenv (as README's test command
+    # is run), --system-site-packages would show the base interpreter's instead, without requirements-dev.txt's
+    # setuptools for the build or TensorFlow for the commands.
+    python = str(venv / "bin" / "python")
+    theirs = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                            check=True, capture_output=True, text=True).stdout.strip()
+    with open(os.path.join(theirs, "tested-environment.pth"), "w") as pth:
+        pth.write("\n".join(site.getsitepackages()) + "\n")
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q", "--no-deps",
+        [sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps",
          "--no-build-isolation", "--no-index", str(source)],
         check=True, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
     )  # fmt: skip
@@ -166,13 +178,18 @@ def test_without_serving_api_grpc_names_the_extra(monkeypatch, capsys, tmp_path,
 
 
 def _stub_bin(folder, uid: int) -> None:
-    """Stand-ins for id, sudo, apt-get and python that append their command line to $CALLS."""
+    """Stand-ins for id, sudo, apt-get, python and python3 that append their command line to $CALLS.
+
+    `python3 -m venv DIR` makes DIR/bin/python, which logs itself as `venv python`.
+    """
     folder.mkdir()
     scripts = {
         "id": f"echo {uid}",
         "sudo": 'echo "sudo $*" >> "$CALLS"; "$@"',
         "apt-get": 'echo "apt-get $* [$DEBIAN_FRONTEND]" >> "$CALLS"',
         "python": 'echo "python $*" >> "$CALLS"; if [ "$2" = pytest ]; then echo "1 passed in 0.01s"; fi',
+        "venv-python": 'echo "venv python $*" >> "$CALLS"; if [ "$2" = pytest ]; then echo "1 passed in 0.01s"; fi',
+        "python3": 'echo "python3 $*" >> "$CALLS"; mkdir -p "$3/bin"; cp "$(dirname "$0")/venv-python" "$3/bin/python"',
     }
     for name, body in scripts.items():
         path = folder / name
@@ -180,29 +197,35 @@ def _stub_bin(folder, uid: int) -> None:
         path.chmod(path.stat().st_mode | stat.S_IXUSR)
 
 
+def _run_script(command: list[str], env: dict) -> list[str]:
+    """Runs a script as CI does (no stdin) and returns the stubs' calls; pytest's closing line must stay last."""
+    calls = env["CALLS"]
+    open(calls, "w").close()
+    result = subprocess.run(command, cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "1 passed in 0.01s"
+    return open(calls).read().splitlines()
+
+
 @pytest.mark.parametrize("uid", [0, 1000])
 def test_test_command_installs_chromium_then_runs_pytest(tmp_path, uid):
     _stub_bin(tmp_path / "bin", uid)
-    calls = tmp_path / "calls.txt"
-    env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "CALLS": str(calls), "HOME": str(tmp_path),
-           "PIX2PIX_CHROMIUM": str(tmp_path / "no-chromium"), "CI": "true"}
+    env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "CALLS": str(tmp_path / "calls.txt"), "HOME": str(tmp_path),
+           "PIX2PIX_CHROMIUM": str(tmp_path / "no-chromium"), "CI": "true", "TMPDIR": str(tmp_path)}
     install = "env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium"
     apt = (["apt-get update -q []", "apt-get install -y -q chromium [noninteractive]"] if uid == 0 else
            ["sudo apt-get update -q", "apt-get update -q []", f"sudo {install}", "apt-get install -y -q chromium [noninteractive]"])
-    pip_then_pytest = ["python -m pip install -q -r requirements-dev.txt", "python -m pix2pix_tf.site --install-runtime",
-                       "python -m pytest -q tests"]
-    # .ci/run is exactly the README's command; with no stdin, as CI runs it, pytest's closing line still shows.
-    for command in (["bash", "scripts/test.sh"], ["bash", ".ci/run"]):
-        calls.write_text("")
-        result = subprocess.run(command, check=False, cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr
-        assert result.stdout.splitlines()[-1] == "1 passed in 0.01s"
-        assert calls.read_text().splitlines() == apt + pip_then_pytest
+    pip_then_pytest = ["-m pip install -q -r requirements-dev.txt", "-m pix2pix_tf.site --install-runtime", "-m pytest -q tests"]
+    assert _run_script(["bash", "scripts/test.sh"], env) == apt + [f"python {c}" for c in pip_then_pytest]
+
+    # .ci/run: the same command, in a fresh venv whose python it runs, removed afterwards.
+    calls = _run_script(["bash", ".ci/run"], env)
+    venv = calls[0].removeprefix("python3 -m venv ")
+    assert calls[0].startswith("python3 -m venv ") and venv.startswith(str(tmp_path)) and not os.path.exists(venv)
+    assert calls[1:] == apt + [f"venv python {c}" for c in pip_then_pytest]
 
     chromium = tmp_path / "chromium"  # present: nothing is installed
     chromium.write_text("#!/bin/sh\n")
     chromium.chmod(0o755)
-    calls.write_text("")
-    subprocess.run(["bash", "scripts/test.sh"], cwd=REPO, env={**env, "PIX2PIX_CHROMIUM": str(chromium)},
-                   stdin=subprocess.DEVNULL, capture_output=True, check=True)
-    assert calls.read_text().splitlines() == pip_then_pytest
+    calls = _run_script(["bash", "scripts/test.sh"], {**env, "PIX2PIX_CHROMIUM": str(chromium)})
+    assert calls == [f"python {c}" for c in pip_then_pytest]

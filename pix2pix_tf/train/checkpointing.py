@@ -113,6 +113,10 @@ def plan_segments(
     return segments
 
 
+# Not keras.callbacks.BackupAndRestore (the segmenter's choice): it restores the weights and the epoch number
+# alone (the batch it records is not used), so an interrupted epoch would start over and read its batches again;
+# it cannot save on SIGTERM; and its one .weights.h5 per fit() is not a tf.train.Checkpoint kept by step, from
+# which run.restore_generator reads G by name and every worker of a multi-worker run saves.
 class RunCheckpoint(keras.callbacks.Callback):
     """Saves the run's tf.train.Checkpoint every `every` steps, at each epoch end, and on a stop signal.
 
@@ -258,7 +262,23 @@ def check_resumable(config: TrainConfig, output_dir: str) -> None:
     current = network_shape(config)
     differ = [f"--{k} {previous[k]} (now {current[k]})" for k in current if previous[k] != current[k]]
     if differ:
+        out, saved = config.output_dir, read_run_config(saved_config_path)
         raise UsageError(
-            f"{config.output_dir} holds a run trained with {', '.join(differ)}: its checkpoints do not fit; "
-            "pass --restart (the old run is kept aside) or another --output-dir"
+            f"{out} holds a run trained with {', '.join(differ)}: that run's networks ({describe_networks(saved)}) "
+            f"are not this command's ({describe_networks(config)}), so its checkpoints cannot be resumed. Pass "
+            f"--output-dir NEW_FOLDER to train this run beside it, or --restart to start over in {out} (the old "
+            f"run is moved to {os.path.join(out, 'previous', '<time>')})"
         )
+
+
+def describe_networks(config: TrainConfig) -> str:
+    """A run's networks in words, e.g. `paired 3->3 channels at 64x64: U-Net depth 6, 64 filters; PatchGAN 64 ...`.
+
+    The size is named because it is what users change; the U-Net's depth follows from it.
+    """
+    shape = network_shape(config)
+    return (
+        f"{shape['task']} {shape['input-channels']}->{shape['output-channels']} channels at "
+        f"{'x'.join(map(str, config.image_size))}: U-Net depth {shape['generator-depth']}, "
+        f"{shape['generator-filters']} filters; PatchGAN {shape['discriminator-filters']} filters; {shape['norm']} norm"
+    )
