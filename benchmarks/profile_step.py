@@ -9,6 +9,8 @@ wall time (median over the traced steps) and whether grappler's remapper failed 
     # the one-hour recipe's step, and the 256 px step
     python benchmarks/profile_step.py --image-size 128 --filters 32 --batch-size 16
     python benchmarks/profile_step.py --image-size 256 --batch-size 16
+    # the step before the fused layers (Keras' own BatchNormalization and LeakyReLU; the remapper fails on it)
+    python benchmarks/profile_step.py --image-size 128 --filters 32 --layers keras
     # without grappler's remapper (to see what its rewrites are worth)
     python benchmarks/profile_step.py --image-size 128 --filters 32 --grappler remapping=off
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import glob
 import json
 import os
@@ -32,6 +35,7 @@ import tensorflow as tf  # noqa: E402
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
 from pix2pix_tf.config import TrainConfig  # noqa: E402
+from pix2pix_tf.core import networks  # noqa: E402
 from pix2pix_tf.train.loop import build_pix2pix  # noqa: E402
 
 
@@ -55,8 +59,8 @@ def op_times(logdir: str) -> collections.Counter:
                     name = plane.event_metadata[event.metadata_id].name
                     # TF op events are 'scope/op:Type'; the executor's own events (e.g. 'ExecutorState::Process')
                     # and Python's function events carry no ':Type' or a '::' and are skipped.
-                    if ":" not in name or "::" in name or name.startswith("$"):
-                        continue
+                    if ":" not in name or "::" in name or name.startswith("$") or "__inference" in op_type(name):
+                        continue  # the last: the whole tf.function's event, which holds every op's
                     totals[op_type(name)] += event.duration_ps / 1e6
     return totals
 
@@ -71,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--grappler", nargs="*", default=[], help="grappler options NAME=on|off (tf.config.optimizer)")
+    parser.add_argument("--layers", choices=("fused", "keras"), default="fused", help="keras: build with networks.reference_layers()")
     parser.add_argument("--json", default="", help="write the table here too")
     args = parser.parse_args(argv)
     if args.grappler:
@@ -78,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     size = (args.image_size, args.image_size)
     config = TrainConfig(dataset="synthetic", image_size=size, batch_size=args.batch_size, precision=args.precision,
                          generator_filters=args.filters, discriminator_filters=args.filters)
-    model = build_pix2pix(config)
+    with networks.reference_layers() if args.layers == "keras" else contextlib.nullcontext():
+        model = build_pix2pix(config)
     model.make_train_function()
     x = tf.random.uniform((args.batch_size, *size, 3), -1, 1, seed=1)
     y = tf.random.uniform((args.batch_size, *size, 3), -1, 1, seed=2)

@@ -1,6 +1,7 @@
 """The fused layers (core/layers.py) compute Keras' BatchNormalization and LeakyReLU, and the step built
 with them gives the reference step's losses and gradients; grappler's remapper no longer fails on it."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -82,19 +83,11 @@ def test_fusable_leaky_relu_gradient_is_leaky_relu_gradient_bit_for_bit(slope):
 
 def _pix2pix(reference: bool, precision: str):
     keras.utils.set_random_seed(7)
-    with dtype_policy(precision), (networks.reference_layers() if reference else _nothing()):
+    with dtype_policy(precision), (networks.reference_layers() if reference else contextlib.nullcontext()):
         # depth 3 at 32 px with 4 filters has no dropout block, so both steps see the same forward pass.
         generator = networks.build_generator((32, 32), filters=4, depth=3)
         discriminator = networks.build_discriminator((32, 32), filters=4)
     return Pix2Pix(generator, discriminator)
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 @pytest.mark.parametrize("precision,rtol", [("fp32", 1e-3), ("bf16", 0.05)])

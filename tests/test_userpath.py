@@ -26,6 +26,7 @@ from pix2pix_tf.config import TrainConfig, add_config_flags, config_from_args
 from pix2pix_tf.data import sources as datasets
 from pix2pix_tf.data.synthetic import write_synthetic_dataset
 from pix2pix_tf.demo import main as demo_main
+from pix2pix_tf.site import main as site_main
 from pix2pix_tf.deploy.export import ExportConfig
 from pix2pix_tf.evaluate.__main__ import main as evaluate_main
 from pix2pix_tf.evaluate.evaluation import EvalConfig
@@ -96,6 +97,15 @@ def test_demo_path_flags_expand_home(home, capsys):
             demo_main(argv)
         err = capsys.readouterr().err
         assert exc.value.code == 2 and expected in err and "~" not in err, err
+
+
+def test_site_path_flags_expand_home(home, capsys):
+    # The runtime is looked for first; --model, --output-dir and --examples take the same user_path type.
+    for argv in (["--model", "m.onnx", "--runtime-dir=~/no runtime"], ["--model=~/m.onnx", "--runtime-dir", "~/no runtime"]):
+        with pytest.raises(SystemExit) as exc:
+            site_main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and f"is not installed in {home}/no runtime:" in err and "~" not in err, err
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from importlib import resources
 
 from ..config import prog_name
 from ..errors import UsageError
-from ..files import write_json
+from ..files import user_path, write_json
 
 # The modules that load TensorFlow are imported inside the functions that need them, so that --help and
 # --install-runtime (run by scripts/test.sh) answer without it.
@@ -343,13 +343,13 @@ def main(argv: list[str] | None = None) -> int:
         prog=prog_name("pix2pix_tf.site"), description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--model", default="",
+        "--model", default="", type=user_path,
         help="an export folder holding generator.onnx (export.py --formats savedmodel,onnx), a .onnx or .keras "
         "file, or a train.py run folder (converted with the [onnx] extra)",
     )  # fmt: skip
-    parser.add_argument("--output-dir", default="site", help="the folder to write the site into (default: %(default)s)")
+    parser.add_argument("--output-dir", default="site", type=user_path, help="the folder to write the site into (default: %(default)s)")
     parser.add_argument(
-        "--examples", default="",
+        "--examples", default="", type=user_path,
         help="a pix2pix-layout dataset folder (its val/ is used) or a folder of pair images whose label maps "
         "become the page's examples (default: synthetic street layouts)",
     )  # fmt: skip
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--example-count", type=int, default=8, help="examples to ship (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace a site this command wrote before")
     parser.add_argument(
-        "--runtime-dir", default="",
+        "--runtime-dir", default="", type=user_path,
         help=f"where {RUNTIME_PACKAGE} is (or goes, with --install-runtime) (default: "
         f"$XDG_CACHE_HOME or ~/.cache, then pix2pix_tf/{RUNTIME_PACKAGE}-VERSION)",
     )  # fmt: skip
