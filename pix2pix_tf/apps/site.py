@@ -347,7 +347,9 @@ def main(argv: list[str] | None = None) -> int:
         help="an export folder holding generator.onnx (export.py --formats savedmodel,onnx), a .onnx or .keras "
         "file, or a train.py run folder (converted with the [onnx] extra)",
     )  # fmt: skip
-    parser.add_argument("--output-dir", default="site", type=user_path, help="the folder to write the site into (default: %(default)s)")
+    parser.add_argument(
+        "--output-dir", default="site", type=user_path, help="the folder to write the site into (default: %(default)s)"
+    )
     parser.add_argument(
         "--examples", default="", type=user_path,
         help="a pix2pix-layout dataset folder (its val/ is used) or a folder of pair images whose label maps "

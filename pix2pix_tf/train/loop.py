@@ -73,7 +73,8 @@ def build_pix2pix(config: TrainConfig) -> Pix2Pix:
         jit_compile=jit_compile,
         steps_per_execution=config.steps_per_execution,
     )
-    logger.info("train step: precision %s, XLA %s, %d step(s) per call", precision, "on" if jit_compile else "off", config.steps_per_execution)
+    # model.jit_compile, not the request: Keras turns XLA off by itself where it cannot run it (op determinism).
+    logger.info("train step: precision %s, XLA %s, %d step(s) per call", precision, "on" if model.jit_compile else "off", config.steps_per_execution)
     return model
 
 
