@@ -19,7 +19,6 @@ Wall time is read from the run's own log: first epoch's start to the "done" line
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import sys
@@ -31,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from pix2pix_tf.evaluate.evaluation import EvalConfig, evaluate  # noqa: E402
-from pix2pix_tf.run import CHECKPOINTS_DIR, find_run_dir, kept_checkpoints  # noqa: E402
+from pix2pix_tf.run import CHECKPOINTS_DIR, find_run_dir, kept_checkpoints, wall_seconds  # noqa: E402
 
 # The judge's README: this architecture trained with the seed's recipe on a GPU (50 epochs, batch 16, 256x256),
 # and the real val photos, at 256x256 (pixel acc / class acc / class IoU).
@@ -47,22 +46,6 @@ def checkpoints_by_epoch(run_dir: str) -> dict[int, str]:
         if int(reader.get_tensor("epoch_step/.ATTRIBUTES/VARIABLE_VALUE")) == 0:
             kept[int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"))] = path
     return kept
-
-
-def wall_seconds(run_dir: str) -> float | None:
-    """Seconds from the run's "pix2pix_tf: N train / M val pairs" log line to its "done: ... outputs in RUN" line."""
-    with open(os.path.join(run_dir, "config.json")) as f:
-        log_file = json.load(f).get("log_file", "")
-    if not os.path.isfile(log_file):
-        return None
-    with open(log_file) as f:
-        lines = f.read().splitlines()
-    done = [i for i, line in enumerate(lines) if "INFO done:" in line and line.rstrip().endswith(run_dir)]
-    if not done:
-        return None
-    begin = [i for i in range(done[-1]) if "train /" in lines[i] and "pairs from" in lines[i]]
-    stamp = lambda line: datetime.datetime.fromisoformat(line[:19])  # noqa: E731
-    return (stamp(lines[done[-1]]) - stamp(lines[begin[-1]])).total_seconds() if begin else None
 
 
 def score(args) -> None:

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import math
 import os
+import shlex
 import sys
 from typing import Any, Sequence
 
@@ -245,6 +246,28 @@ def _normalized_default(field: dataclasses.Field) -> Any:
     if field.metadata.get("path"):
         return _normalized_path(field, field.default)
     return field.default
+
+
+def command_line(program: str, config: Any) -> str:
+    """`program` with the flags that give `config`'s fields their values where they differ from the defaults."""
+    words = [program]
+    # TrainConfig.non_defaults also leaves out a direction that is the task's own default.
+    changed = config.non_defaults() if hasattr(config, "non_defaults") else {
+        field.name: getattr(config, field.name) for field in dataclasses.fields(config)
+        if getattr(config, field.name) != _normalized_default(field)
+    }  # fmt: skip
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if not field.metadata.get("flag", True) or field.name not in changed:
+            continue
+        flag = "--" + _flag(field.name)
+        if isinstance(value, bool):
+            words.append(flag if value else "--no-" + _flag(field.name))
+        elif field.name == "image_size":
+            words += [flag, str(value[0]) if value[0] == value[1] else f"{value[0]}x{value[1]}"]
+        else:
+            words += [flag, shlex.quote(str(value))]
+    return " ".join(words)
 
 
 def _flag(name: str) -> str:

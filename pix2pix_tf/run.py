@@ -10,6 +10,7 @@ Every tool takes the run's output folder or its checkpoints/ alike (`find_run_di
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import os
 from collections.abc import Callable
@@ -78,6 +79,23 @@ def read_history(path: str, completed_epochs: int) -> list[dict]:
         return [row for row in json.load(f) if row["epoch"] <= completed_epochs]
 
 
+def wall_seconds(run_dir: str) -> float | None:
+    """A finished run's wall time, read from its log file: the last "done: ... outputs in RUN" line, less the
+    "pix2pix_tf: N train / M val pairs" line before it (None when the log is gone or the run did not finish)."""
+    with open(os.path.join(run_dir, "config.json")) as f:
+        log_file = json.load(f).get("log_file", "")
+    if not os.path.isfile(log_file):
+        return None
+    with open(log_file) as f:
+        lines = f.read().splitlines()
+    done = [i for i, line in enumerate(lines) if "INFO done:" in line and line.rstrip().endswith(run_dir)]
+    if not done:
+        return None
+    begin = [i for i in range(done[-1]) if "train /" in lines[i] and "pairs from" in lines[i]]
+    stamp = lambda line: datetime.datetime.fromisoformat(line[:19])  # noqa: E731
+    return (stamp(lines[done[-1]]) - stamp(lines[begin[-1]])).total_seconds() if begin else None
+
+
 @dataclasses.dataclass
 class Restored:
     """A generator read back from a run (or a .keras file), with what is needed to feed and describe it."""
@@ -87,6 +105,7 @@ class Restored:
     run_dir: str  # "" for a .keras file
     checkpoint: str  # the checkpoint (or .keras file) the weights came from
     epoch: int  # completed epochs at that checkpoint; 0 for a .keras file
+    pretrained: str = ""  # the shipped model's name (pix2pix_tf.pretrained), else ""
 
 
 def kept_checkpoints(checkpoints_dir: str) -> list[str]:

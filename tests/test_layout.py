@@ -14,8 +14,9 @@ LAYERS = {
     "core": set(),  # the paper alone
     "data": {"errors", "config", "files"},
     "tasks": {"errors", "config", "files", "inference", "data"},
-    "deploy": {"errors", "config", "files", "extras", "logs", "inference", "precision", "run", "core", "data", "tasks"},
-    "evaluate": {"errors", "config", "files", "logs", "inference", "precision", "run", "core", "data", "tasks"},
+    "pretrained": {"errors", "config", "files", "precision", "run", "core", "data"},  # reads shipped models; apps/ship.py writes them
+    "deploy": {"errors", "config", "files", "extras", "logs", "inference", "precision", "run", "core", "data", "tasks", "pretrained"},
+    "evaluate": {"errors", "config", "files", "logs", "inference", "precision", "run", "core", "data", "tasks", "pretrained"},
 }
 
 
@@ -112,9 +113,10 @@ def test_no_import_cycles():
 
 
 def test_only_the_package_root_asks_for_apps():
-    """predict, the demo and its static site sit on top: only their `python -m pix2pix_tf.X` entry modules import them."""
+    """predict, the demo, its static site and the ship command sit on top: only their `python -m pix2pix_tf.X`
+    entry modules import them."""
     callers = {m for m, ts in GRAPH.items() if _floor(m) != "apps" for t in ts if _floor(t) == "apps"}
-    assert callers <= {"pix2pix_tf.predict", "pix2pix_tf.demo", "pix2pix_tf.site"}, callers
+    assert callers <= {"pix2pix_tf.predict", "pix2pix_tf.demo", "pix2pix_tf.site", "pix2pix_tf.ship"}, callers
 
 
 def test_public_surface():

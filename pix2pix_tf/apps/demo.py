@@ -1,5 +1,6 @@
 """Interactive demo: paint a Cityscapes label map in the browser and let an exported generator paint the photo.
 
+    python -m pix2pix_tf.demo --pretrained cityscapes     # the shipped generator and its example label maps
     python -m pix2pix_tf.demo --model exports/pix2pix/1
     python -m pix2pix_tf.demo --model exports/pix2pix --examples ../shared/datasets/cityscapes
     pix2pix-demo --model exports/pix2pix/1 --port 8080
@@ -41,7 +42,7 @@ from urllib.parse import urlsplit
 import tensorflow as tf
 
 from ..data.pairs import list_images, load_pair
-from ..data.palette import CLASSES, snap_to_palette
+from ..data.palette import CLASSES, label_map_png
 from ..deploy.clients import SIGNATURE
 from ..deploy.savedmodel import read_metadata
 from ..errors import UsageError
@@ -114,11 +115,16 @@ def check_image(data: bytes) -> tuple[int, int]:
 class Examples:
     """Label maps from pix2pix pair files (the RIGHT half under direction BtoA), as `side`-square PNGs."""
 
-    def __init__(self, folder: str, direction: str = "BtoA", side: int = 256):
-        """`folder` is a dataset root (its val/ split is used) or a folder of pair files itself."""
-        folder = os.path.normpath(folder)
-        root, split = (folder, "val") if os.path.isdir(os.path.join(folder, "val")) else os.path.split(folder)
-        self.files = list_images(root, split)
+    def __init__(self, folder: str, direction: str = "BtoA", side: int = 256, label_maps: list[str] | None = None):
+        """`folder` is a dataset root (its val/ split is used) or a folder of pair files itself; or, with
+        `label_maps`, those label-map files alone (a pretrained model's examples)."""
+        if label_maps is not None:
+            self.files = list(label_maps)
+        else:
+            folder = os.path.normpath(folder)
+            root, split = (folder, "val") if os.path.isdir(os.path.join(folder, "val")) else os.path.split(folder)
+            self.files = list_images(root, split)
+        self.pairs = label_maps is None
         self.direction = direction
         self.side = side
         self.png = functools.lru_cache(maxsize=64)(self._png)  # per instance: the cache dies with it
@@ -128,9 +134,11 @@ class Examples:
 
     def _png(self, index: int) -> bytes:
         """Example `index` as PNG bytes: the label half, resized (nearest) and snapped to the palette."""
-        label, _ = load_pair(tf.constant(self.files[index]), self.direction)
-        label = tf.image.resize(label, (self.side, self.side), method="nearest")  # no blended class colours
-        return tf.io.encode_png(snap_to_palette(label.numpy())).numpy()
+        if self.pairs:
+            label, _ = load_pair(tf.constant(self.files[index]), self.direction)
+        else:
+            label = tf.io.decode_png(tf.io.read_file(self.files[index]), channels=3)
+        return label_map_png(label, self.side)
 
 
 class SizeCapError(ValueError):
@@ -649,16 +657,40 @@ def listen_error(host: str, port: int, err: OSError) -> str:
     return where
 
 
+def pretrained_export(name: str) -> str:
+    """A SavedModel of the shipped generator `name`, exported (squash mode) into the user's cache the first time.
+
+    The folder is keyed by the weights' SHA-256, so a newer shipped model is exported afresh.
+    """
+    from ..deploy.savedmodel import export_saved_model
+    from ..pretrained import load_generator, read_manifest
+
+    manifest, _ = read_manifest(name, "generator")
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    base = os.path.join(cache, "pix2pix_tf", "pretrained", f"{manifest['name']}-{manifest['sha256'][:12]}")
+    model_dir = os.path.join(base, "pix2pix", "1")
+    if not os.path.isfile(os.path.join(model_dir, "saved_model.pb")):
+        log.info("exporting the pretrained generator %r to %s (once)", manifest["name"], model_dir)
+        # Squash: the shipped models are trained below the page's 256 px (inference.scale_mismatch).
+        export_saved_model(load_generator(name).generator, base, "pix2pix", 1, overwrite=True, resize_mode="squash")
+    return model_dir
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="pix2pix-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--model",
-        required=True,
+        default="",
         type=user_path,
         help="an exported SavedModel folder (or its parent holding numbered versions)",
     )
+    parser.add_argument(
+        "--pretrained", default="",
+        help="a generator shipped with pix2pix_tf, by name (cityscapes), instead of --model: exported once into "
+        "the user's cache; its example label maps are the page's examples unless --examples is given",
+    )  # fmt: skip
     parser.add_argument(
         "--examples",
         default="",
@@ -709,7 +741,15 @@ def main(argv: list[str] | None = None) -> int:
                 raise UsageError(f"--allowed-host {host} is not NAME or NAME:PORT: e.g. mybox.lan:8000") from None
         if args.examples and not os.path.isdir(args.examples):
             raise UsageError(f"--examples {args.examples} is not a folder: pass a dataset folder holding val/")
+        if bool(args.model) == bool(args.pretrained):
+            raise UsageError("pass --model (an exported SavedModel) or --pretrained NAME (a shipped generator), one of them")
         examples = Examples(args.examples, args.direction, CANVAS_SIDE) if args.examples else None
+        if args.pretrained:
+            from ..pretrained import example_files
+
+            args.model = pretrained_export(args.pretrained)
+            if examples is None:
+                examples = Examples("", side=CANVAS_SIDE, label_maps=example_files(args.pretrained))
         translator = Translator(args.model, args.test_mode, args.resize_mode)
         server = DemoServer(
             (args.host, args.port), translator, examples,

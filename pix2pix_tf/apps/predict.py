@@ -1,5 +1,6 @@
 """Translate images with a trained or exported pix2pix generator, locally or through TF Serving.
 
+    python -m pix2pix_tf.predict --pretrained cityscapes --output-dir outputs/try   # the shipped model on its examples
     python -m pix2pix_tf.predict labels/ --output-dir predictions                  # latest checkpoint of outputs/
     python -m pix2pix_tf.predict 'val/*.jpg' --pairs BtoA --side-by-side           # pair files: input | output | target
     python -m pix2pix_tf.predict img.png --backend savedmodel --model exports/pix2pix
@@ -11,8 +12,9 @@ Every backend returns an image of the input's own size; outputs are PNGs named a
 (OUTPUT_DIR/<stem>.png; inputs sharing a stem keep their sub-folder, then their extension, so none
 overwrites another). Existing outputs are not replaced without --overwrite. A file that cannot be read
 or translated is reported in one line and skipped; the run ends with the count and exits 1 if any failed.
---resize-mode own (the default) runs the generator at that size too, padded to a multiple of 2^depth;
-squash resizes to the training size and back. --test-mode paper keeps dropout and per-image batch
+--resize-mode own runs the generator at that size too, padded to a multiple of 2^depth; squash resizes to
+the training size and back. The checkpoint backend's default is own, and squash for an image 1.5x the
+training size or more (a 256 px label map given to the 128 px CPU recipe's model), as export chooses. --test-mode paper keeps dropout and per-image batch
 statistics at test time, as the paper did; eval (the default) is deterministic.
 
     python -m pix2pix_tf.predict labels/ --test-mode paper --resize-mode squash  # the paper's test time
@@ -161,12 +163,21 @@ def make_translator(args: argparse.Namespace) -> Translator:
         return translate
 
     if args.backend == "checkpoint":
-        restored = load_generator(args.checkpoint_dir, args.keras_file)
+        if args.pretrained:
+            from ..pretrained import load_generator as load_pretrained
+
+            restored = load_pretrained(args.pretrained)
+        else:
+            restored = load_generator(args.checkpoint_dir, args.keras_file)
         generator = restored.generator
         net = inference_generator(generator, args.test_mode or "eval", any_size=True)
         size, multiple = model_size(generator), size_multiple(generator)
         task = task_for(generator, restored.config)
-        return local(lambda x: net(x, training=False), task, size, args.resize_mode or "own", multiple)
+        if args.resize_mode:
+            return local(lambda x: net(x, training=False), task, size, args.resize_mode, multiple)
+        # As export chooses for a SavedModel: an image 1.5x the training size or more is translated at that size.
+        by_mode = {mode: local(lambda x: net(x, training=False), task, size, mode, multiple) for mode in RESIZE_MODES}
+        return lambda image: by_mode["squash" if scale_mismatch(*image.shape[:2], size) else "own"](image)
     if args.backend == "savedmodel":
         model_dir = latest_version_dir(args.model or "exports/pix2pix")
         metadata = _modes_of_export(model_dir, args)
@@ -276,11 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog_name("pix2pix_tf.predict"), description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("inputs", nargs="+", type=user_path, help="image files, globs (quoted) or folders")
+    parser.add_argument("inputs", nargs="*", type=user_path,
+                        help="image files, globs (quoted) or folders (with --pretrained and none given: its shipped examples)")
     parser.add_argument("--output-dir", default="predictions", type=user_path, help="where the outputs go, <input stem>.png (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace outputs that exist already instead of refusing")
     parser.add_argument("--backend", default="checkpoint", choices=BACKENDS, help="what runs the generator (default: %(default)s)")
     parser.add_argument("--checkpoint-dir", default="outputs/checkpoints", type=user_path, help="checkpoint backend: a train.py --output-dir, its checkpoints/ (latest) or one checkpoint there, RUN/checkpoints/ckpt-925 (default: %(default)s)")
+    parser.add_argument("--pretrained", default="", help="checkpoint backend: a generator shipped with pix2pix_tf by name (cityscapes) instead of --checkpoint-dir")
     parser.add_argument("--keras-file", default="", type=user_path, help="checkpoint backend: a .keras generator instead of --checkpoint-dir")
     parser.add_argument("--model", default="", type=user_path, help="savedmodel: a version dir or EXPORT_DIR/MODEL_NAME (latest version); tflite: a .tflite file")
     parser.add_argument("--server", default="", help="serving-rest: http://host:8501 (default); serving-grpc: host:8500 (default)")
@@ -294,7 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "in the paper (default: eval; a SavedModel: the mode it was exported with; not for tflite)")
     parser.add_argument("--resize-mode", default=None, choices=RESIZE_MODES,
                         help="own: translate at the image's own size (padded to a multiple of 2^depth); squash: at the "
-                        "training size (default: own; a SavedModel: as exported; tflite: squash, its only mode)")
+                        "training size (default: own, or squash for an image 1.5x the training size or more; a SavedModel: as "
+                        "exported; tflite: squash, its only mode)")
     parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                         help="checkpoint backend, own size: largest padded image (height x width) accepted "
                         "(default: %(default)s)")
@@ -309,7 +323,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--backend tflite needs --model PATH.tflite")
     if args.max_pixels < 1:
         parser.error(f"--max-pixels must be >= 1, got {args.max_pixels}")
+    if args.pretrained and args.backend != "checkpoint":
+        parser.error(f"--pretrained runs on --backend checkpoint, not {args.backend}: drop --backend")
+    if not args.inputs and not args.pretrained:
+        parser.error("no inputs: pass image files, globs or folders")
     try:
+        if not args.inputs:
+            from ..pretrained import example_files
+
+            args.inputs = example_files(args.pretrained)
+            print(f"translating the {len(args.inputs)} example label maps shipped with {args.pretrained!r}")
         files = expand_inputs(args.inputs)
         outputs = output_paths(files, args.output_dir, args.overwrite)
         from ..deploy.clients import ServingError

@@ -31,6 +31,7 @@ from importlib import resources
 from ..config import prog_name
 from ..errors import UsageError
 from ..files import user_path, write_json
+from ..pretrained import PREFIX
 
 # The modules that load TensorFlow are imported inside the functions that need them, so that --help and
 # --install-runtime (run by scripts/test.sh) answer without it.
@@ -152,6 +153,12 @@ def read_model(model: str) -> tuple[bytes, str]:
     from ..deploy.onnx import ONNX_FILE
     from ..run import CONFIG_FILE, find_run_dir, is_checkpoint_prefix
 
+    if model.startswith(PREFIX):
+        from ..deploy.onnx import convert_onnx
+        from ..pretrained import load_generator
+
+        run = load_generator(model[len(PREFIX) :])
+        return convert_onnx(run.generator), f"pretrained {run.pretrained} (epoch {run.epoch})"
     path = os.path.normpath(model)
     exported = os.path.join(path, ONNX_FILE)
     onnx_file = exported if os.path.isfile(exported) else path
@@ -203,16 +210,19 @@ def model_signature(onnx_bytes: bytes, directory: str) -> tuple[str, tuple[int, 
     return generator.input_name, (shape[1], shape[2])
 
 
-def example_pngs(examples: str, direction: str, count: int, side: int, seed: int = 0) -> list[bytes]:
-    """`count` label maps as `side`-square PNGs: the first val pairs of `examples`, or synthetic layouts without it."""
+def example_pngs(
+    examples: str, direction: str, count: int, side: int, seed: int = 0, label_maps: list[str] | None = None
+) -> list[bytes]:
+    """`count` label maps as `side`-square PNGs: the first val pairs of `examples`, or the `label_maps` files
+    (a pretrained model's), or synthetic layouts without either."""
     import numpy as np
     import tensorflow as tf
 
     from ..data.synthetic import draw_pair
     from .demo import Examples
 
-    if examples:
-        folder = Examples(examples, direction, side)
+    if examples or label_maps:
+        folder = Examples(examples, direction, side, label_maps=None if examples else label_maps)
         return [folder.png(index) for index in range(min(count, len(folder)))]
     rng = np.random.default_rng(seed)
     return [tf.io.encode_png(draw_pair(rng, side)[1]).numpy() for _ in range(count)]
@@ -303,7 +313,12 @@ def build_site(model: str, output_dir: str, examples: str = "", direction: str =
     building = tempfile.mkdtemp(dir=parent, prefix=".tmp-site-")
     try:
         input_name, size = model_signature(onnx_bytes, building)
-        pngs = example_pngs(examples, direction, example_count, size[0])
+        shipped = None
+        if model.startswith(PREFIX):
+            from ..pretrained import example_files
+
+            shipped = example_files(model[len(PREFIX) :])
+        pngs = example_pngs(examples, direction, example_count, size[0], label_maps=shipped)
         metadata = site_metadata(onnx_bytes, name, input_name, size, len(pngs))
         write_site(building, onnx_bytes, pngs, metadata, dist)
         os.chmod(building, 0o755)  # mkdtemp's 0700 would hide the site from a web server running as another user
@@ -348,6 +363,11 @@ def main(argv: list[str] | None = None) -> int:
         "file, or a train.py run folder (converted with the [onnx] extra)",
     )  # fmt: skip
     parser.add_argument(
+        "--pretrained", default="",
+        help="a generator shipped with pix2pix_tf, by name (cityscapes), instead of --model; its example label maps "
+        "are the page's examples unless --examples is given",
+    )  # fmt: skip
+    parser.add_argument(
         "--output-dir", default="site", type=user_path, help="the folder to write the site into (default: %(default)s)"
     )
     parser.add_argument(
@@ -378,8 +398,12 @@ def main(argv: list[str] | None = None) -> int:
             log.info("%s %s installed in %s", RUNTIME_PACKAGE, runtime_version(), install_runtime(runtime_dir))
             if not args.model:
                 return 0
+        if args.pretrained and args.model:
+            raise UsageError("--model and --pretrained both name the model: pass one of them")
+        if args.pretrained:
+            args.model = PREFIX + args.pretrained
         if not args.model:
-            raise UsageError("--model is required: an export folder holding generator.onnx, a .onnx or .keras file, "
+            raise UsageError("--model (or --pretrained NAME) is required: an export folder holding generator.onnx, a .onnx or .keras file, "
                              "or a train.py run folder")  # fmt: skip
         if args.example_count < 1:
             raise UsageError(f"--example-count {args.example_count}: ship at least 1 example")

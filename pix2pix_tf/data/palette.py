@@ -75,6 +75,12 @@ def snap_to_palette(label: np.ndarray) -> np.ndarray:
     return LABEL_COLOURS[_nearest_colour(label).numpy()]
 
 
+def label_map_png(label: tf.Tensor, side: int) -> bytes:
+    """A label map as a `side`-square PNG: resized by nearest neighbour (no blended class colours), then snapped."""
+    label = tf.image.resize(label, (side, side), method="nearest")
+    return tf.io.encode_png(snap_to_palette(label.numpy())).numpy()
+
+
 def palette_fraction(image: tf.Tensor, tolerance: float = 20.0) -> float:
     """Share of pixels within `tolerance` (RGB distance) of a palette colour: ~0.8-0.9 for Cityscapes label maps, ~0.1 for photos."""
     pixels = tf.cast(image, tf.float32)[..., None, :]

@@ -50,6 +50,7 @@ class ExportConfig:
 
     checkpoint_dir: str = option("outputs/checkpoints", "a train.py --output-dir (holding config.json and checkpoints/), its checkpoints/ (latest), or one checkpoint there (RUN/checkpoints/ckpt-925)", path="home")
     keras_file: str = option("", "a .keras generator file instead of --checkpoint-dir (loaded with safe_mode)", path="home")
+    pretrained: str = option("", "a generator shipped with pix2pix_tf, by name (cityscapes), instead of --checkpoint-dir; its example label maps are the default held-out and calibration inputs")
     export_dir: str = option("exports", "base folder: the SavedModel goes to EXPORT_DIR/MODEL_NAME/VERSION, TFLite next to it", path="home")
     model_name: str = option("pix2pix", "TF Serving model name (folder under --export-dir)")
     version: int = option(0, "SavedModel version; 0 = one more than the highest existing")
@@ -228,15 +229,27 @@ def run_export(config: ExportConfig) -> dict:
     if set(config.format_list) & set(TFLITE_MODES):
         # Each .tflite file is measured on LiteRT: say it is missing before minutes of conversion, not after.
         import_extra("ai_edge_litert.interpreter", "measuring the TFLite formats", "pass --formats savedmodel")
-    run = load_generator(config.checkpoint_dir, config.keras_file)
+    if config.pretrained:
+        from ..pretrained import example_files, example_inputs, load_generator as load_pretrained
+
+        run = load_pretrained(config.pretrained)
+    else:
+        run = load_generator(config.checkpoint_dir, config.keras_file)
     generator, size = run.generator, model_size(run.generator)
     task = task_for(generator, run.config)
     direction = config.direction or (run.config.direction if run.config else "BtoA")
-    eval_dir = config.eval_dir or _default_split_dir(run, task, "val")
-    if not eval_dir:
-        raise UsageError("no held-out images for the fidelity figures: pass --eval-dir (a folder of pair images)")
-    inputs = task.read_inputs(eval_dir, direction, size, config.eval_count)
-    resize_mode = resize_mode_for(config.resize_mode, task.input_size(eval_dir, direction), size)
+    if config.pretrained and not config.eval_dir:
+        # No data on a fresh install: the label maps shipped with the model stand in for the val split.
+        eval_dir = os.path.dirname(example_files(config.pretrained)[0]) if example_files(config.pretrained) else ""
+        inputs = example_inputs(config.pretrained, size, config.eval_count)
+        held_out_size = (256, 256)  # the examples' stored size, that of the Cityscapes label maps
+    else:
+        eval_dir = config.eval_dir or _default_split_dir(run, task, "val")
+        if not eval_dir:
+            raise UsageError("no held-out images for the fidelity figures: pass --eval-dir (a folder of pair images)")
+        inputs = task.read_inputs(eval_dir, direction, size, config.eval_count)
+        held_out_size = task.input_size(eval_dir, direction)
+    resize_mode = resize_mode_for(config.resize_mode, held_out_size, size)
     model_dir = os.path.join(config.export_dir, config.model_name)
     formats = config.format_list
     tflite_modes = [mode for mode in TFLITE_MODES if mode in formats]
@@ -247,7 +260,9 @@ def run_export(config: ExportConfig) -> dict:
     if existing and not config.overwrite:
         raise UsageError(f"{existing[0]} already exists: pass --overwrite to replace it")
     calibration = None
-    if "int8_full" in tflite_modes:
+    if "int8_full" in tflite_modes and config.pretrained and not config.calibration_dir:
+        calibration = example_inputs(config.pretrained, size, config.calibration_count)
+    elif "int8_full" in tflite_modes:
         calibration_dir = config.calibration_dir or _default_split_dir(run, task, "train")
         if not calibration_dir:
             raise UsageError("int8_full needs calibration images: pass --calibration-dir (a folder of pair images)")

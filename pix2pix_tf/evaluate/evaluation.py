@@ -32,13 +32,14 @@ class EvalConfig:
     """An evaluation; `evaluate.py`'s flags come from these fields."""
 
     checkpoint_dir: str = option("outputs", "a train.py --output-dir (holding config.json and checkpoints/), its checkpoints/ (latest), or one checkpoint there (RUN/checkpoints/ckpt-925)", path="home")
+    pretrained: str = option("", "a generator shipped with pix2pix_tf, by name (cityscapes), instead of --checkpoint-dir; its data is fetched when --data-dir is not given")
     data_dir: str = option("", "pix2pix-layout folder to evaluate on; default: the run's own data", path="home")
     split: str = option("val", "split folder of the data to score (train, val, test, ...)")
     batch_size: int = option(8, "images per generator call")
     max_images: int = option(0, "score only the first N images of the split (in file order); 0 = all")
     report_images: int = option(20, "input | generated | target rows shown in the HTML report")
-    report_dir: str = option("", "where index.html, images/ and metrics.json go; default: CHECKPOINT_DIR/report", path="home")
-    fcn_score: str = option("", "add the FCN-score with this segmenter: a SavedModel judge (photos [-1, 1] -> 19 class logits, e.g. ../shared/judges/cityscapes-fcn) or a python -m pix2pix_tf.segmenter train --output-dir", path="home")
+    report_dir: str = option("", "where index.html, images/ and metrics.json go; default: CHECKPOINT_DIR/report (--pretrained NAME: outputs/pretrained-NAME/report)", path="home")
+    fcn_score: str = option("", "add the FCN-score with this segmenter: pretrained:NAME (a judge shipped with pix2pix_tf, e.g. pretrained:cityscapes), a SavedModel judge (photos [-1, 1] -> 19 class logits) or a python -m pix2pix_tf.segmenter train --output-dir", path="home")
     test_mode: str = option("eval", "eval: training=False (moving BN statistics, no dropout); paper: the paper's test time, dropout on and each image normalized by its own statistics (masks seeded by the run's --seed)", TEST_MODES)
 
     def __post_init__(self) -> None:
@@ -126,7 +127,12 @@ def evaluate(config: EvalConfig) -> dict:
     """
     setup_logging("")
     # G computes as it did in training on this machine (--precision auto resolved), so the scores match its validation.
-    run = restore_generator(config.checkpoint_dir, precision=resolve_precision)
+    if config.pretrained:
+        from ..pretrained import load_generator
+
+        run = load_generator(config.pretrained, precision=resolve_precision)
+    else:
+        run = restore_generator(config.checkpoint_dir, precision=resolve_precision)
     data_dir = _data_dir(config, run)
     task = make_task(run.config)
     files = task.list_files(data_dir, config.split)[: config.max_images or None]
@@ -149,7 +155,8 @@ def evaluate(config: EvalConfig) -> dict:
         ratio = {k: generated[k] / real[k] if real[k] else float("nan") for k in SEGMENTATION_METRIC_NAMES}
         results["fcn_score"] = {"segmenter": segmenter.source, "resize": _resize_note(run.config.image_size, segmenter.size),
                                 "generated": generated, "real": real, "ratio": ratio}
-    report_dir = config.report_dir or os.path.join(run.run_dir, "report")
+    own_dir = os.path.join("outputs", f"pretrained-{run.pretrained}") if run.pretrained else run.run_dir
+    report_dir = config.report_dir or os.path.join(own_dir, "report")
     write_json(os.path.join(report_dir, "metrics.json"), results)
     write_report(report_dir, results, rows, plots_dir=os.path.join(run.run_dir, "plots"))
     logger.info("%s", " ".join(f"{name}={results[name]:.4g}" for name in IMAGE_METRIC_NAMES))

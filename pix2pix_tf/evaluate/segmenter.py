@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import sys
+import time
 from typing import Callable
 
 import keras
@@ -32,6 +33,7 @@ from ..data.palette import CLASS_NAMES, IGNORE, NUM_CLASSES, colours_to_ids
 from ..errors import UsageError
 from ..files import write_json
 from ..logs import setup_logging
+from ..pretrained import PREFIX, load_weights_fp16, read_manifest
 from ..run import read_history
 from .metrics import confusion_matrix, segmentation_scores
 
@@ -144,7 +146,7 @@ def score(segmenter: Segmenter, dataset: tf.data.Dataset) -> dict[str, float]:
 
 
 def load_segmenter(path: str) -> Segmenter:
-    """A segmenter folder saved by `train` (or its .keras file), or a SavedModel judge.
+    """A segmenter folder saved by `train` (or its .keras file), a SavedModel judge, or `pretrained:NAME`.
 
     A SavedModel judge (such as the frozen Cityscapes FCN judge) must have a `serving_default`
     signature taking one float32 [N, H, W, 3] photo tensor in [-1, 1] and returning [N, H, W, 19]
@@ -153,6 +155,8 @@ def load_segmenter(path: str) -> Segmenter:
     Raises:
         UsageError: nothing loadable there, or a SavedModel whose signature does not fit.
     """
+    if path.startswith(PREFIX):
+        return _load_pretrained_judge(path[len(PREFIX) :])
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
         return _load_saved_model_judge(path)
     model_path = os.path.join(path, MODEL_FILE) if os.path.isdir(path) else path
@@ -160,6 +164,16 @@ def load_segmenter(path: str) -> Segmenter:
         raise UsageError(f"no segmenter at {path}: pass a SavedModel judge folder, or train one with `python -m "
                          f"pix2pix_tf.segmenter train --data-dir DIR --output-dir {path}` and pass that folder")
     return Segmenter.from_keras(keras.models.load_model(model_path, compile=False, safe_mode=True), model_path)
+
+
+def _load_pretrained_judge(name: str) -> Segmenter:
+    """The judge shipped as `name` (or a judge manifest's path), its weights' hash checked first."""
+    manifest, weights = read_manifest(name, "judge")
+    network = manifest["config"]  # the segmenter run's config.json
+    size = parse_image_size(network["image_size"])
+    model = build_segmenter(size, network["filters"], network["depth"] or auto_generator_depth(size))
+    load_weights_fp16(model, weights)
+    return Segmenter.from_keras(model, PREFIX + name)
 
 
 def _load_saved_model_judge(path: str) -> Segmenter:
@@ -207,6 +221,7 @@ def train(config: SegmenterConfig) -> dict[str, float]:
         The val FCN-score numbers on real photos (also written to OUTPUT_DIR/scores.json).
     """
     setup_logging("")
+    start = time.monotonic()
     train_files, val_files = list_images(config.data_dir, "train"), list_images(config.data_dir, "val")
     logger.info("segmenter: %d train / %d val pairs from %s, at %dx%d", len(train_files), len(val_files),
                 config.data_dir, *config.image_size)
@@ -245,7 +260,9 @@ def train(config: SegmenterConfig) -> dict[str, float]:
     rows += [{"epoch": e + 1, **{k: float(v[i]) for k, v in history.history.items()}} for i, e in enumerate(history.epoch)]
     write_json(history_path, rows)
     scores = score(Segmenter.from_keras(model, model_path), make_dataset(val_files, config, training=False))
-    write_json(os.path.join(config.output_dir, "scores.json"), {"split": "val", "real_photos": scores, "classes": CLASS_NAMES})
+    # wall_seconds: this call's, from data listing to the val score (a resumed run's counts its last part only).
+    write_json(os.path.join(config.output_dir, "scores.json"), {"split": "val", "real_photos": scores, "classes": CLASS_NAMES,
+                                                                 "wall_seconds": round(time.monotonic() - start, 1)})
     logger.info("segmenter on real val photos: %s; saved to %s", scores, config.output_dir)
     return scores
 
