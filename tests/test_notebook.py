@@ -19,7 +19,8 @@ from packaging.utils import canonicalize_name
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, "notebooks", "pix2pix_cityscapes.ipynb")
 TINY = {"PIX2PIX_DATASET": "synthetic", "PIX2PIX_EPOCHS": "2", "PIX2PIX_IMAGE_SIZE": "32", "PIX2PIX_BATCH_SIZE": "2",
-        "PIX2PIX_STEPS_PER_EPOCH": "2", "PIX2PIX_FILTERS": "4", "PIX2PIX_SYNTHETIC_PAIRS": "6"}
+        "PIX2PIX_STEPS_PER_EPOCH": "2", "PIX2PIX_FILTERS": "4", "PIX2PIX_SYNTHETIC_PAIRS": "6",
+        "PIX2PIX_PRETRAINED": ""}  # the pretrained section runs once, in test_notebook_executes_tiny
 PIP = '"pip", "install"'  # marks the install cell
 
 
@@ -119,7 +120,7 @@ def test_install_cell_without_checkout_or_repo_says_what_to_set(tmp_path, monkey
 
 def test_notebook_executes_tiny(tmp_path, monkeypatch):
     out = tmp_path / "outputs"
-    tiny = {**TINY, "PIX2PIX_OUTPUT_DIR": str(out), "PIX2PIX_DATA_ROOT": str(tmp_path / "data"),
+    tiny = {**TINY, "PIX2PIX_PRETRAINED": "cityscapes", "PIX2PIX_OUTPUT_DIR": str(out), "PIX2PIX_DATA_ROOT": str(tmp_path / "data"),
             "PIX2PIX_EXPORT_FORMATS": "savedmodel,fp32", "PIX2PIX_EXPORT_DIR": str(tmp_path / "exports")}
     for key, value in tiny.items():
         monkeypatch.setenv(key, value)  # the kernel inherits them; the parameters cell reads them
@@ -129,7 +130,7 @@ def test_notebook_executes_tiny(tmp_path, monkeypatch):
     nb = execute(nbformat.read(NOTEBOOK, as_version=4), os.path.dirname(NOTEBOOK))
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) >= 6  # the pair, two loss plots, the last sample grid, the Keras and TFLite inference grids
+    assert len(images) >= 7  # the pretrained grid, the pair, two loss plots, the last sample grid, Keras and TFLite grids
     text = output_text(nb)
     assert f"pix2pix_tf from {os.path.join(ROOT, 'pix2pix_tf')} " in text  # the checkout's own code
     assert f"outputs: {out} | data: {tmp_path / 'data'} | exports: {tmp_path / 'exports'}" in text  # no Drive
@@ -139,6 +140,9 @@ def test_notebook_executes_tiny(tmp_path, monkeypatch):
     assert os.path.getsize(out / "inference.png") > 0 and os.path.getsize(out / "inference_tflite.png") > 0
     assert "tflite_fp32" in text and "max abs difference vs Keras" in text  # the export table and the LiteRT demo
     assert os.listdir(tmp_path / "exports" / "pix2pix" / "1")  # a SavedModel version in TF Serving's layout
+    # The pretrained path, before any training: the shipped generator's grid and its own export.
+    assert os.path.getsize(out / "pretrained.png") > 0 and "cityscapes: epoch " in text
+    assert os.path.isfile(tmp_path / "exports" / "cityscapes-pretrained" / "1" / "saved_model.pb")
 
 
 FAKE_DRIVE = '''"""Stands in for Colab's google.colab.drive: "mounting" makes MOUNTPOINT/MyDrive, counting calls."""

@@ -127,6 +127,18 @@ def test_console_scripts_and_python_m_answer_help(installed, tmp_path):
             assert result.stdout.startswith(f"usage: {name} "), result.stdout[:100]
 
 
+def test_the_installed_package_carries_the_pretrained_files(installed, tmp_path):
+    """`pip install .` ships the pretrained generator, its manifest and examples: found by name, hash checked."""
+    code = ("from pix2pix_tf import pretrained; m, w = pretrained.read_manifest('cityscapes', 'generator'); "
+            "print(w.startswith(pretrained.PRETRAINED_DIR), 'site-packages' in w, len(pretrained.example_files('cityscapes')))")
+    env = {**os.environ}
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run([str(installed / "python"), "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    inside, installed_copy, examples = result.stdout.split()
+    assert (inside, installed_copy) == ("True", "True") and int(examples) >= 1
+
+
 def _hide(monkeypatch, package: str) -> None:
     """Makes `package` (and its loaded submodules) un-importable, as when it is not installed."""
     for name in [n for n in sys.modules if n == package or n.startswith(package + ".")] + [package]:

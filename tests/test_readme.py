@@ -127,7 +127,8 @@ def test_the_readme_commands_run_in_order(tmp_path, monkeypatch, capsys):
                 pytest.fail(f"README.md's {line!r} stopped with exit code {stop.code}: {last}")
             assert code == 0, f"README.md's {line!r} returned {code}"
         ran.append(tool)
-    assert ran == ["train", "train", "train", "train", "evaluate", "export", "pix2pix_tf.predict", "pix2pix_tf.demo"]
+    assert ran == ["pix2pix_tf.predict", "train", "train", "train", "train", "evaluate", "export", "pix2pix_tf.predict",
+                   "pix2pix_tf.demo"]  # fmt: skip
 
     # Where the try-it says to look, and what each command promises to leave.
     assert look_at and all(os.path.isfile(path) for path in look_at), look_at

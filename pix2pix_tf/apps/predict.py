@@ -12,9 +12,8 @@ Every backend returns an image of the input's own size; outputs are PNGs named a
 (OUTPUT_DIR/<stem>.png; inputs sharing a stem keep their sub-folder, then their extension, so none
 overwrites another). Existing outputs are not replaced without --overwrite. A file that cannot be read
 or translated is reported in one line and skipped; the run ends with the count and exits 1 if any failed.
---resize-mode own runs the generator at that size too, padded to a multiple of 2^depth; squash resizes to
-the training size and back. The checkpoint backend's default is own, and squash for an image 1.5x the
-training size or more (a 256 px label map given to the 128 px CPU recipe's model), as export chooses. --test-mode paper keeps dropout and per-image batch
+--resize-mode own (the default) runs the generator at that size too, padded to a multiple of 2^depth;
+squash resizes to the training size and back (the default with --pretrained, whose model learned at 128 px). --test-mode paper keeps dropout and per-image batch
 statistics at test time, as the paper did; eval (the default) is deterministic.
 
     python -m pix2pix_tf.predict labels/ --test-mode paper --resize-mode squash  # the paper's test time
@@ -173,11 +172,9 @@ def make_translator(args: argparse.Namespace) -> Translator:
         net = inference_generator(generator, args.test_mode or "eval", any_size=True)
         size, multiple = model_size(generator), size_multiple(generator)
         task = task_for(generator, restored.config)
-        if args.resize_mode:
-            return local(lambda x: net(x, training=False), task, size, args.resize_mode, multiple)
-        # As export chooses for a SavedModel: an image 1.5x the training size or more is translated at that size.
-        by_mode = {mode: local(lambda x: net(x, training=False), task, size, mode, multiple) for mode in RESIZE_MODES}
-        return lambda image: by_mode["squash" if scale_mismatch(*image.shape[:2], size) else "own"](image)
+        # A shipped model learned below the 256 px of the label maps it is given: it translates at its own size.
+        resize_mode = args.resize_mode or ("squash" if args.pretrained else "own")
+        return local(lambda x: net(x, training=False), task, size, resize_mode, multiple)
     if args.backend == "savedmodel":
         model_dir = latest_version_dir(args.model or "exports/pix2pix")
         metadata = _modes_of_export(model_dir, args)
@@ -307,8 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "in the paper (default: eval; a SavedModel: the mode it was exported with; not for tflite)")
     parser.add_argument("--resize-mode", default=None, choices=RESIZE_MODES,
                         help="own: translate at the image's own size (padded to a multiple of 2^depth); squash: at the "
-                        "training size (default: own, or squash for an image 1.5x the training size or more; a SavedModel: as "
-                        "exported; tflite: squash, its only mode)")
+                        "training size (default: own; --pretrained: squash; a SavedModel: as exported; tflite: squash, its only mode)")
     parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                         help="checkpoint backend, own size: largest padded image (height x width) accepted "
                         "(default: %(default)s)")

@@ -30,11 +30,11 @@ import numpy as np
 from ..config import command_line, parse_image_size
 from ..data.sources import DEFAULT_DATA_ROOT, REGISTRY
 from ..errors import UsageError
+from ..evaluate.segmenter import load_segmenter
 from ..files import atomic_path, user_path, write_json
 from ..logs import setup_logging
 from ..precision import cpu_flags
-from ..evaluate.segmenter import load_segmenter
-from ..pretrained import PREFIX, PRETRAINED_DIR, load_generator, save_weights_fp16, sha256
+from ..pretrained import PREFIX, PRETRAINED_DIR, example_inputs, load_generator, save_weights_fp16, sha256
 
 
 def commit() -> str:
@@ -52,7 +52,8 @@ def commit() -> str:
 
 
 def machine() -> dict:
-    """What ran the command: CPU model, cores, the CPU flags that decide bf16 speed, TensorFlow's version."""
+    """What ran this command (where the run's own wall time came from too, when it trained here): CPU model,
+    cores, the CPU flags that decide bf16 speed, GPUs, TensorFlow's version."""
     import tensorflow as tf
 
     model = ""
@@ -128,11 +129,17 @@ def ship_generator(args: argparse.Namespace) -> dict:
     }  # fmt: skip
     path = os.path.join(args.output_dir, f"{args.name}-generator.json")
     write_json(path, _manifest("generator", args.name, weights, shipped_config, extra, args.command_line))
-    # fp16 weights against the float32 checkpoint, on a batch of random inputs: how much storing them moved G's output.
+    # fp16 weights against the float32 checkpoint, both computing in float32: how much storing them moved G's output,
+    # on the shipped examples (random inputs for a model shipped without any).
     shipped = load_generator(path)
-    inputs = np.random.default_rng(0).uniform(-1, 1, (4, *config.image_size, config.resolved_input_channels)).astype(np.float32)
-    difference = np.abs(shipped.generator(inputs, training=False).numpy() - run.generator(inputs, training=False).numpy())
-    extra["fp16_max_abs_difference"] = float(difference.max())
+    if examples:
+        inputs = example_inputs(path, config.image_size, len(examples))
+    else:
+        inputs = np.random.default_rng(0).uniform(-1, 1, (4, *config.image_size, config.resolved_input_channels))
+    inputs = inputs.astype(np.float32)
+    difference = shipped.generator(inputs, training=False).numpy() - run.generator(inputs, training=False).numpy()
+    extra["fp16_max_abs_difference"] = float(np.abs(difference).max())
+    extra["fp16_psnr_db"] = float(10 * np.log10(4.0 / max(np.mean(difference**2), 1e-20)))  # outputs span [-1, 1]
     for judge in args.judge:
         start = time.time()
         results = evaluate(EvalConfig(pretrained=path, data_dir=args.data_dir, split="val", fcn_score=judge,

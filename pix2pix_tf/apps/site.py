@@ -388,20 +388,20 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument(
         "--install-runtime", action="store_true",
-        help=f"install the pinned {RUNTIME_PACKAGE} from npm (npm ci) into --runtime-dir; with --model, then build",
+        help=f"install the pinned {RUNTIME_PACKAGE} from npm (npm ci) into --runtime-dir; with --model or --pretrained, then build",
     )  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         runtime_dir = args.runtime_dir or default_runtime_dir()
-        if args.install_runtime:
-            log.info("%s %s installed in %s", RUNTIME_PACKAGE, runtime_version(), install_runtime(runtime_dir))
-            if not args.model:
-                return 0
         if args.pretrained and args.model:
             raise UsageError("--model and --pretrained both name the model: pass one of them")
         if args.pretrained:
             args.model = PREFIX + args.pretrained
+        if args.install_runtime:
+            log.info("%s %s installed in %s", RUNTIME_PACKAGE, runtime_version(), install_runtime(runtime_dir))
+            if not args.model:
+                return 0
         if not args.model:
             raise UsageError("--model (or --pretrained NAME) is required: an export folder holding generator.onnx, a .onnx or .keras file, "
                              "or a train.py run folder")  # fmt: skip

@@ -33,6 +33,7 @@ from ..data.palette import CLASS_NAMES, IGNORE, NUM_CLASSES, colours_to_ids
 from ..errors import UsageError
 from ..files import write_json
 from ..logs import setup_logging
+from ..precision import dtype_policy, gpu_compute_capability, resolve_precision
 from ..pretrained import PREFIX, load_weights_fp16, read_manifest
 from ..run import read_history
 from .metrics import confusion_matrix, segmentation_scores
@@ -55,6 +56,7 @@ class SegmenterConfig:
     steps_per_epoch: int = option(0, "cap on train steps per epoch; 0 = one pass over the train split")
     val_steps: int = option(0, "cap on validation batches per epoch; 0 = the whole val split")
     lr: float = option(1e-3, "Adam learning rate")
+    precision: str = option("auto", "compute precision: auto = bf16 on CPUs with AVX512-BF16/AMX and Ampere+ GPUs, fp16 on older tensor-core GPUs, else fp32 (weights stay float32)", ("auto", "fp32", "bf16", "fp16"))
     output_dir: str = option("outputs/segmenter", f"where {MODEL_FILE}, config.json, history.json and scores.json go", path="home")
     seed: int = option(42, "seed for weights, shuffling and flips")
 
@@ -236,7 +238,10 @@ def train(config: SegmenterConfig) -> dict[str, float]:
         model, initial_epoch = keras.models.load_model(model_path, safe_mode=True), done[-1]["epoch"]
         logger.info("continuing %s from epoch %d", model_path, initial_epoch)
     else:
-        model, initial_epoch = build_segmenter(config.image_size, config.filters, config.resolved_depth), 0
+        precision = resolve_precision(config.precision, gpu_compute_capability())
+        with dtype_policy(precision):
+            model, initial_epoch = build_segmenter(config.image_size, config.filters, config.resolved_depth), 0
+        logger.info("segmenter: %s compute, %d parameters", precision, model.count_params())
         model.compile(
             optimizer=keras.optimizers.Adam(config.lr),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE),
