@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -50,3 +51,12 @@ def expand_path(path: str) -> str:
     For paths stored in a run's config.json, which the other tools read from other working directories.
     """
     return os.path.abspath(user_path(path)) if path else path
+
+
+def sha256(path: str) -> str:
+    """The file's SHA-256, hex, read in 1 MiB blocks (archives and model files are large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

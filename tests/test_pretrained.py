@@ -18,6 +18,7 @@ import predict as predict_script
 import train as train_script
 from pix2pix_tf import pretrained
 from pix2pix_tf.errors import UsageError
+from pix2pix_tf.files import sha256
 from pix2pix_tf.evaluate import segmenter
 from pix2pix_tf.apps.ship import main as ship
 from pix2pix_tf.run import restore_generator
@@ -53,7 +54,7 @@ def test_manifest_names_the_file_its_hash_the_commands_and_the_scores(shipped, p
     generator_json, judge_json, run = shipped
     manifest = _json(generator_json)
     weights = os.path.join(os.path.dirname(generator_json), manifest["file"])
-    assert manifest["sha256"] == pretrained.sha256(weights) and manifest["bytes"] == os.path.getsize(weights)
+    assert manifest["sha256"] == sha256(weights) and manifest["bytes"] == os.path.getsize(weights)
     assert manifest["epoch"] == 2 and manifest["config"]["generator_filters"] == 4
     assert manifest["config"]["data_dir"] == ""  # no path of the shipping machine
     assert manifest["train_command"].startswith("python train.py --data-dir ") and "--generator-filters 4" in manifest["train_command"]

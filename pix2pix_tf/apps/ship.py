@@ -31,10 +31,10 @@ from ..config import command_line, parse_image_size
 from ..data.sources import DEFAULT_DATA_ROOT, REGISTRY
 from ..errors import UsageError
 from ..evaluate.segmenter import load_segmenter
-from ..files import atomic_path, user_path, write_json
+from ..files import atomic_path, sha256, user_path, write_json
 from ..logs import setup_logging
 from ..precision import cpu_flags
-from ..pretrained import PREFIX, PRETRAINED_DIR, example_inputs, load_generator, save_weights_fp16, sha256
+from ..pretrained import PREFIX, PRETRAINED_DIR, example_inputs, load_generator, save_weights_fp16
 
 
 def commit() -> str:

@@ -11,7 +11,6 @@ before TensorFlow loads; `resolve_data_dir` also draws the synthetic sets (impor
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import http.client
 import logging
 import os
@@ -22,7 +21,7 @@ import tempfile
 import urllib.error
 
 from ..errors import UsageError
-from ..files import expand_path
+from ..files import expand_path, sha256
 
 logger = logging.getLogger("pix2pix_tf")
 
@@ -170,7 +169,7 @@ def download_archive(spec: PairedDataset, root: str, allow_unverified: bool, url
         raise UsageError(f"{_download_failure(url, err)} Put the extracted dataset (train/, val/) in a folder and "
                          f"pass it as --data-dir, or place {spec.archive_name} in {root}") from err
     if spec.checksum is None:
-        logger.warning("%s is UNVERIFIED (no checksum on record); its sha256 is %s", path, _sha256(path))
+        logger.warning("%s is UNVERIFIED (no checksum on record); its sha256 is %s", path, sha256(path))
     return path
 
 
@@ -221,14 +220,6 @@ def extract_archive(archive: str, target: str) -> None:
         os.replace(found, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _remove(path: str) -> None:

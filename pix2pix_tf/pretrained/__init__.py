@@ -13,7 +13,6 @@ first. `python -m pix2pix_tf.ship` (apps/ship.py) is the only writer of these fi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import UsageError
+from ..files import sha256
 
 if TYPE_CHECKING:  # keras loads TensorFlow: the tools' --help and flag errors stay quick without it
     import keras
@@ -65,14 +65,6 @@ def example_inputs(name: str, size: tuple[int, int], count: int) -> np.ndarray:
         raise UsageError(f"the pretrained generator {name!r} ships no example inputs: pass a folder of pair images")
     images = [tf.image.resize(tf.io.decode_png(tf.io.read_file(f), channels=3), size) for f in files]
     return (tf.stack(images) / 127.5 - 1.0).numpy()
-
-
-def sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_manifest(name: str, kind: str) -> tuple[dict[str, Any], str]:
