@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.model:
                 return 0
         if not args.model:
-            raise UsageError("--model (or --pretrained NAME) is required: an export folder holding generator.onnx, a .onnx or .keras file, "
+            raise UsageError("--model is required (or --pretrained NAME): an export folder holding generator.onnx, a .onnx or .keras file, "
                              "or a train.py run folder")  # fmt: skip
         if args.example_count < 1:
             raise UsageError(f"--example-count {args.example_count}: ship at least 1 example")
