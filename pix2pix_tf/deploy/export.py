@@ -240,8 +240,8 @@ def run_export(config: ExportConfig) -> dict:
     direction = config.direction or (run.config.direction if run.config else "BtoA")
     if config.pretrained and not config.eval_dir:
         # No data on a fresh install: the label maps shipped with the model stand in for the val split.
-        eval_dir = os.path.dirname(example_files(config.pretrained)[0]) if example_files(config.pretrained) else ""
-        inputs = example_inputs(config.pretrained, size, config.eval_count)
+        inputs = example_inputs(config.pretrained, size, config.eval_count)  # raises when the model ships none
+        eval_dir = os.path.dirname(example_files(config.pretrained)[0])
         held_out_size = (256, 256)  # the examples' stored size, that of the Cityscapes label maps
     else:
         eval_dir = config.eval_dir or _default_split_dir(run, task, "val")
