@@ -241,8 +241,9 @@ def run_export(config: ExportConfig) -> dict:
     if config.pretrained and not config.eval_dir:
         # No data on a fresh install: the label maps shipped with the model stand in for the val split.
         inputs = example_inputs(config.pretrained, size, config.eval_count)  # raises when the model ships none
-        eval_dir = os.path.dirname(example_files(config.pretrained)[0])
-        held_out_size = (256, 256)  # the examples' stored size, that of the Cityscapes label maps
+        first = example_files(config.pretrained)[0]
+        eval_dir = os.path.dirname(first)
+        held_out_size = tuple(tf.io.decode_png(tf.io.read_file(first)).shape[:2])  # as stored, not as resized
     else:
         eval_dir = config.eval_dir or _default_split_dir(run, task, "val")
         if not eval_dir:
