@@ -140,7 +140,6 @@ def make_translator(args: argparse.Namespace) -> Translator:
     import tensorflow as tf
 
     from ..inference import check_own_size, inference_generator, model_size, scale_mismatch, size_multiple
-    from ..run import load_generator
     from ..tasks import Task, task_for, task_for_channels
 
     warned = []
@@ -162,12 +161,9 @@ def make_translator(args: argparse.Namespace) -> Translator:
         return translate
 
     if args.backend == "checkpoint":
-        if args.pretrained:
-            from ..pretrained import load_generator as load_pretrained
+        from ..pretrained import load_any
 
-            restored = load_pretrained(args.pretrained)
-        else:
-            restored = load_generator(args.checkpoint_dir, args.keras_file)
+        restored = load_any(args.pretrained, args.checkpoint_dir, args.keras_file)
         generator = restored.generator
         net = inference_generator(generator, args.test_mode or "eval", any_size=True)
         size, multiple = model_size(generator), size_multiple(generator)

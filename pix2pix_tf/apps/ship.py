@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import logging
 import os
 import shlex
 import subprocess
@@ -34,7 +35,9 @@ from ..evaluate.segmenter import load_segmenter
 from ..files import atomic_path, sha256, user_path, write_json
 from ..logs import setup_logging
 from ..precision import cpu_flags
-from ..pretrained import PREFIX, PRETRAINED_DIR, example_inputs, load_generator, save_weights_fp16
+from ..pretrained import PREFIX, PRETRAINED_DIR, example_inputs, holds_weights_fp16, load_generator, save_weights_fp16
+
+log = logging.getLogger("pix2pix_tf.ship")
 
 
 def commit() -> str:
@@ -63,6 +66,16 @@ def machine() -> dict:
     flags = sorted(f for f in cpu_flags() if f.startswith(("avx512", "amx")))
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
     return {"cpu": model, "cores": os.cpu_count(), "cpu_flags": flags, "gpus": gpus, "tensorflow": tf.__version__}
+
+
+def store_weights(model, weights: str) -> None:
+    """Writes `model`'s fp16 weights to `weights`, unless the file already holds exactly them: re-shipping the
+    same checkpoint (to add a judge's scores) then leaves the file, its hash and the repository's history alone."""
+    if holds_weights_fp16(weights, model):
+        log.info("%s already holds these weights: kept", weights)
+        return
+    with atomic_path(weights) as tmp:
+        save_weights_fp16(model, tmp)
 
 
 def _manifest(kind: str, name: str, weights: str, config: dict, extra: dict, command: str) -> dict:
@@ -111,8 +124,7 @@ def ship_generator(args: argparse.Namespace) -> dict:
     shipped_config = {**config.to_dict(), "data_root": DEFAULT_DATA_ROOT}  # expanded on load, in the user's home
     os.makedirs(args.output_dir, exist_ok=True)
     weights = os.path.join(args.output_dir, f"{args.name}-generator.npz")
-    with atomic_path(weights) as tmp:
-        save_weights_fp16(run.generator, tmp)
+    store_weights(run.generator, weights)
     examples = write_examples(args, run.config, os.path.join(args.output_dir, f"{args.name}-examples"))
     history = []
     if os.path.isfile(os.path.join(run.run_dir, "history.json")):
@@ -165,8 +177,7 @@ def ship_judge(args: argparse.Namespace) -> dict:
     model = keras.models.load_model(os.path.join(args.segmenter, MODEL_FILE), compile=False, safe_mode=True)
     os.makedirs(args.output_dir, exist_ok=True)
     weights = os.path.join(args.output_dir, f"{args.name}-judge.npz")
-    with atomic_path(weights) as tmp:
-        save_weights_fp16(model, tmp)
+    store_weights(model, weights)
     train_config = SegmenterConfig(**{**saved, "image_size": parse_image_size(saved["image_size"])})
     config = {**saved, "data_dir": "", "output_dir": ""}
     extra: dict = {"parameters": int(sum(np.prod(v.shape) for v in model.weights)),

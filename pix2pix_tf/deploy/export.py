@@ -26,7 +26,7 @@ from ..extras import import_extra
 from ..files import atomic_path, write_json
 from ..inference import MAX_PIXELS, RESIZE_MODES, TEST_MODES, inference_generator, model_size, scale_mismatch
 from ..logs import setup_logging
-from ..run import Restored, load_generator
+from ..run import Restored
 from ..tasks import Task, task_for
 from .litert import LiteRTGenerator
 from .onnx import ONNX_FILE, OnnxGenerator, convert_onnx, require_onnx
@@ -229,12 +229,9 @@ def run_export(config: ExportConfig) -> dict:
     if set(config.format_list) & set(TFLITE_MODES):
         # Each .tflite file is measured on LiteRT: say it is missing before minutes of conversion, not after.
         import_extra("ai_edge_litert.interpreter", "measuring the TFLite formats", "pass --formats savedmodel")
-    if config.pretrained:
-        from ..pretrained import example_files, example_inputs, load_generator as load_pretrained
+    from ..pretrained import example_files, example_inputs, load_any
 
-        run = load_pretrained(config.pretrained)
-    else:
-        run = load_generator(config.checkpoint_dir, config.keras_file)
+    run = load_any(config.pretrained, config.checkpoint_dir, config.keras_file)
     generator, size = run.generator, model_size(run.generator)
     task = task_for(generator, run.config)
     direction = config.direction or (run.config.direction if run.config else "BtoA")

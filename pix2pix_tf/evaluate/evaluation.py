@@ -18,7 +18,7 @@ from ..files import write_json
 from ..inference import TEST_MODES, inference_generator
 from ..logs import setup_logging
 from ..precision import resolve_precision
-from ..run import Restored, restore_generator
+from ..run import Restored
 from ..tasks import make_task
 from .metrics import IMAGE_METRIC_NAMES, SEGMENTATION_METRIC_NAMES, confusion_matrix, image_metrics, segmentation_scores
 from .report import write_report
@@ -127,12 +127,9 @@ def evaluate(config: EvalConfig) -> dict:
     """
     setup_logging("")
     # G computes as it did in training on this machine (--precision auto resolved), so the scores match its validation.
-    if config.pretrained:
-        from ..pretrained import load_generator
+    from ..pretrained import load_any
 
-        run = load_generator(config.pretrained, precision=resolve_precision)
-    else:
-        run = restore_generator(config.checkpoint_dir, precision=resolve_precision)
+    run = load_any(config.pretrained, config.checkpoint_dir, precision=resolve_precision)
     data_dir = _data_dir(config, run)
     task = make_task(run.config)
     files = task.list_files(data_dir, config.split)[: config.max_images or None]

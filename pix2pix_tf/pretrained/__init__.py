@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -100,14 +101,40 @@ def save_weights_fp16(model: keras.Model, path: str) -> None:
     Keras writes weights in the variables' own dtype (float32 here), and there is no option to store them
     narrower: this halves the shipped file. Values past float16's range would become inf, so they refuse.
     """
+    # np.savez stamps each member with the current time, so the same weights would hash differently on every
+    # write: members are written here with a fixed timestamp, and the ship command reproduces the manifest's SHA-256.
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for name, value in fp16_arrays(model).items():
+            member = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(member, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, value, allow_pickle=False)
+
+
+def fp16_arrays(model: keras.Model) -> dict[str, np.ndarray]:
+    """{variable path: its value as float16} for every variable of `model`, in `model.weights` order.
+
+    Raises:
+        ValueError: a value is beyond float16's range (it would become inf).
+    """
     arrays = {}
     for variable in model.weights:
         value = np.asarray(variable.numpy(), np.float32)
         if np.abs(value).max(initial=0.0) > FP16_MAX:
             raise ValueError(f"{variable.path} holds values beyond float16's range ({FP16_MAX:g})")
         arrays[variable.path] = value.astype(np.float16)
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
+    return arrays
+
+
+def holds_weights_fp16(path: str, model: keras.Model) -> bool:
+    """Whether `path` already stores exactly `model`'s fp16 weights (re-shipping them then keeps the file)."""
+    if not os.path.isfile(path):
+        return False
+    expected = fp16_arrays(model)
+    try:
+        with np.load(path) as stored:
+            return set(stored.files) == set(expected) and all(np.array_equal(stored[k], v) for k, v in expected.items())
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return False
 
 
 def load_weights_fp16(model: keras.Model, path: str) -> None:
@@ -153,3 +180,19 @@ def load_generator(name: str, precision: str | Callable[[str], str] = "fp32"):
         )  # fmt: skip
     load_weights_fp16(generator, weights)
     return Restored(generator, config, "", weights, int(manifest.get("epoch", 0)), manifest["name"])
+
+
+def load_any(pretrained: str = "", checkpoint_dir: str = "", keras_file: str = "",
+             precision: str | Callable[[str], str] = "fp32"):
+    """The generator a tool was pointed at, as a `run.Restored`: the shipped one named `pretrained`, else a
+    .keras file, else a train.py run's checkpoint (a .keras file loads as saved, whatever `precision`).
+
+    One choice for predict, export and evaluate, whose --pretrained / --keras-file / --checkpoint-dir flags name it.
+    """
+    from ..run import load_generator as load_keras_file, restore_generator
+
+    if pretrained:
+        return load_generator(pretrained, precision)
+    if keras_file:
+        return load_keras_file(checkpoint_dir, keras_file)
+    return restore_generator(checkpoint_dir, precision)
