@@ -8,8 +8,9 @@
 On the val split (all 400 pairs), each judge segments four sets of images and is scored against the label
 maps (the paper's per-pixel accuracy, per-class accuracy and class IoU):
   - real:        the val photos;
-  - pretrained:  the shipped generator's photos (`pix2pix-evaluate --pretrained NAME --fcn-score JUDGE`; its
-                 "real" row there takes the generator's 256 -> 128 -> 256 path, so the ratio compares like with like);
+  - pretrained:  the shipped generator's photos (`pix2pix-evaluate --pretrained NAME --fcn-score JUDGE`, read
+                 from the generator's manifest when `ship generator --judge JUDGE` put it there, else run here;
+                 its "real" row takes the generator's 256 -> 128 -> 256 path, so its ratio compares like with like);
   - class-mean:  each label pixel painted its class's mean colour over the train photos (void: the void mean);
   - mean image:  the per-pixel mean of the train photos, the same image for every label map.
 The last two are non-learned controls: a judge that rewards photo-like texture, not just layout, must
@@ -35,6 +36,7 @@ from pix2pix_tf.data.palette import IGNORE, NUM_CLASSES, colours_to_ids  # noqa:
 from pix2pix_tf.evaluate.evaluation import EvalConfig, evaluate  # noqa: E402
 from pix2pix_tf.evaluate.metrics import confusion_matrix, segmentation_scores  # noqa: E402
 from pix2pix_tf.evaluate.segmenter import load_segmenter, predict_ids  # noqa: E402
+from pix2pix_tf.pretrained import read_manifest  # noqa: E402
 
 SIZE = (256, 256)  # the stored size of the Cityscapes halves: controls are painted at it
 SETS = ("real", "pretrained", "class-mean", "mean image")
@@ -79,6 +81,14 @@ def score_controls(judge, files: list[str], colours: np.ndarray, mean_image: np.
     return {name: segmentation_scores(matrix) for name, matrix in confusion.items()}
 
 
+def shipped_scores(name: str, judge: str, num_images: int) -> dict | None:
+    """The FCN-score the generator's manifest holds under `judge` over all `num_images` val pairs (written by
+    `ship generator --judge JUDGE` through pix2pix-evaluate, from the stored weights), or None: evaluate it here."""
+    manifest, _ = read_manifest(name, "generator")
+    entry = manifest["scores"].get(judge)
+    return entry["fcn_score"] if entry and entry["num_images"] == num_images else None
+
+
 def run(args) -> None:
     val, train = list_images(args.data_dir, "val"), list_images(args.data_dir, "train")
     start = time.time()
@@ -88,15 +98,17 @@ def run(args) -> None:
         start = time.time()
         judge = load_segmenter(judge_path)
         scores = score_controls(judge, val, colours, mean_image)
-        results = evaluate(EvalConfig(pretrained=args.pretrained, data_dir=args.data_dir, fcn_score=judge_path,
-                                      report_dir=os.path.join(args.report_dir, judge_path.replace("/", "_").strip("._"))))
-        fcn = results["fcn_score"]
+        fcn, source = shipped_scores(args.pretrained, judge_path, len(val)), "the generator's manifest"
+        if fcn is None:
+            config = EvalConfig(pretrained=args.pretrained, data_dir=args.data_dir, fcn_score=judge_path,
+                                report_dir=os.path.join(args.report_dir, judge_path.replace("/", "_").strip("._")))
+            fcn, source = evaluate(config)["fcn_score"], "pix2pix-evaluate, this run"
         row = {
             "judge": judge_path, "pretrained": args.pretrained, "data_dir": args.data_dir, "num_images": len(val),
             "date": time.strftime("%Y-%m-%d"), "seconds": round(time.time() - start),
             "scores": {"real": scores["real"], "pretrained": fcn["generated"], "class-mean": scores["class-mean"],
                        "mean image": scores["mean image"]},
-            "pretrained_real_same_path": fcn["real"], "pretrained_ratio": fcn["ratio"],
+            "pretrained_real_same_path": fcn["real"], "pretrained_ratio": fcn["ratio"], "pretrained_source": source,
         }  # fmt: skip
         with open(args.results, "a") as f:
             f.write(json.dumps(row) + "\n")

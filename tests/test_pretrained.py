@@ -113,7 +113,8 @@ def test_an_altered_or_missing_weights_file_is_refused_in_one_line(shipped, tmp_
 
 
 def test_shipping_the_same_checkpoint_again_gives_the_same_hash_and_keeps_the_file(shipped, tmp_path):
-    """The manifest's ship command reproduces its SHA-256; re-shipping (to add a judge's scores) leaves the file be."""
+    """The manifest's ship command reproduces its SHA-256; re-shipping (to add a judge's scores) leaves the file and
+    the scores of the judges already in the manifest be."""
     generator_json, _, run = shipped
     box, fresh = str(tmp_path / "box"), str(tmp_path / "fresh")
     shutil.copytree(os.path.dirname(generator_json), box)
@@ -124,6 +125,10 @@ def test_shipping_the_same_checkpoint_again_gives_the_same_hash_and_keeps_the_fi
                      "--examples", "0"]) == 0  # fmt: skip
     assert os.stat(weights).st_mtime_ns == 1  # kept, not rewritten
     assert sha256(os.path.join(fresh, "tiny-generator.npz")) == sha256(weights) == _json(generator_json)["sha256"]
+    # The judges' scores of these very weights stay in the manifest; a new folder's manifest starts with none.
+    earlier = _json(generator_json)["scores"]
+    assert earlier and _json(os.path.join(box, "tiny-generator.json"))["scores"] == earlier
+    assert _json(os.path.join(fresh, "tiny-generator.json"))["scores"] == {}
 
 
 def test_an_unknown_name_lists_the_shipped_ones():

@@ -78,6 +78,17 @@ def store_weights(model, weights: str) -> None:
         save_weights_fp16(model, tmp)
 
 
+def earlier_scores(manifest: str, weights: str) -> dict:
+    """The judges' scores an earlier manifest at `manifest` holds for these very weights (the same SHA-256):
+    re-shipping the same checkpoint with another --judge adds that judge's scores to them, rather than re-scoring all."""
+    try:
+        with open(manifest) as f:
+            earlier = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return dict(earlier.get("scores", {})) if earlier.get("sha256") == sha256(weights) else {}
+
+
 def _manifest(kind: str, name: str, weights: str, config: dict, extra: dict, command: str) -> dict:
     return {
         "name": name, "kind": kind, "file": os.path.basename(weights), "sha256": sha256(weights),
@@ -123,8 +134,9 @@ def ship_generator(args: argparse.Namespace) -> dict:
     config = dataclasses.replace(run.config, data_dir="", dataset=args.dataset, output_dir="outputs", keep_checkpoints=1)
     shipped_config = {**config.to_dict(), "data_root": DEFAULT_DATA_ROOT}  # expanded on load, in the user's home
     os.makedirs(args.output_dir, exist_ok=True)
-    weights = os.path.join(args.output_dir, f"{args.name}-generator.npz")
+    weights, path = (os.path.join(args.output_dir, f"{args.name}-generator.{ext}") for ext in ("npz", "json"))
     store_weights(run.generator, weights)
+    scores = earlier_scores(path, weights)
     examples = write_examples(args, run.config, os.path.join(args.output_dir, f"{args.name}-examples"))
     history = []
     if os.path.isfile(os.path.join(run.run_dir, "history.json")):
@@ -137,9 +149,8 @@ def ship_generator(args: argparse.Namespace) -> dict:
         "train_wall_seconds": wall_seconds(run.run_dir),
         "train_step_seconds": round(sum(row.get("train_seconds", 0) for row in history if row["epoch"] <= run.epoch), 1),
         "checkpoint_choice": args.choice, "examples": examples,
-        "scores": {},
+        "scores": scores,
     }  # fmt: skip
-    path = os.path.join(args.output_dir, f"{args.name}-generator.json")
     write_json(path, _manifest("generator", args.name, weights, shipped_config, extra, args.command_line))
     # fp16 weights against the float32 checkpoint, both computing in float32: how much storing them moved G's output,
     # on the shipped examples (random inputs for a model shipped without any).
