@@ -89,11 +89,11 @@ def earlier_scores(manifest: str, weights: str) -> dict:
     return dict(earlier.get("scores", {})) if earlier.get("sha256") == sha256(weights) else {}
 
 
-def _manifest(kind: str, name: str, weights: str, config: dict, extra: dict, command: str) -> dict:
+def _manifest(kind: str, name: str, weights: str, config: dict, extra: dict, args: argparse.Namespace) -> dict:
     return {
         "name": name, "kind": kind, "file": os.path.basename(weights), "sha256": sha256(weights),
         "bytes": os.path.getsize(weights), "dtype": "float16", "config": config, **extra,
-        "command": command, "commit": commit(), "machine": machine(),
+        "command": args.command_line, "commit": args.commit, "machine": machine(),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }  # fmt: skip
 
@@ -151,7 +151,7 @@ def ship_generator(args: argparse.Namespace) -> dict:
         "checkpoint_choice": args.choice, "examples": examples,
         "scores": scores,
     }  # fmt: skip
-    write_json(path, _manifest("generator", args.name, weights, shipped_config, extra, args.command_line))
+    write_json(path, _manifest("generator", args.name, weights, shipped_config, extra, args))
     # fp16 weights against the float32 checkpoint, both computing in float32: how much storing them moved G's output,
     # on the shipped examples (random inputs for a model shipped without any).
     shipped = load_generator(path)
@@ -173,7 +173,7 @@ def ship_generator(args: argparse.Namespace) -> dict:
             **{k: results[k] for k in ("l1", "psnr", "ssim")}, "fcn_score": results["fcn_score"],
             "seconds": round(time.time() - start),
         }  # fmt: skip
-        write_json(path, _manifest("generator", args.name, weights, shipped_config, extra, args.command_line))
+        write_json(path, _manifest("generator", args.name, weights, shipped_config, extra, args))
     return json.load(open(path))
 
 
@@ -198,12 +198,12 @@ def ship_judge(args: argparse.Namespace) -> dict:
         with open(scores_path) as f:
             extra["train_wall_seconds"] = json.load(f).get("wall_seconds")
     path = os.path.join(args.output_dir, f"{args.name}-judge.json")
-    write_json(path, _manifest("judge", args.name, weights, config, extra, args.command_line))
+    write_json(path, _manifest("judge", args.name, weights, config, extra, args))
     judge = load_segmenter(PREFIX + path)
     data_dir = args.data_dir or saved["data_dir"]
     ds = make_dataset(list_images(data_dir, "val"), dataclasses.replace(train_config, data_dir=data_dir, batch_size=16), training=False)
     extra["scores"] = {"real_val_photos": score(judge, ds), "split": "val", "num_images": len(list_images(data_dir, "val"))}
-    write_json(path, _manifest("judge", args.name, weights, config, extra, args.command_line))
+    write_json(path, _manifest("judge", args.name, weights, config, extra, args))
     return json.load(open(path))
 
 
@@ -230,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     args.command_line = f"python -m pix2pix_tf.ship {shlex.join(argv)}"
+    # Read before anything is written: the manifest rewrites itself while scoring, and a tracked manifest changed by
+    # this very command is not a change to the code the command ran.
+    args.commit = commit()
     setup_logging("")
     try:
         manifest = ship_generator(args) if args.command == "generator" else ship_judge(args)
