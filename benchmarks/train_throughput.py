@@ -17,21 +17,24 @@ median img/s over repeats is reported with ours/reference ratios.
     python benchmarks/train_throughput.py --batch-sizes 1 16 64 --variants auto auto:auto:4 bf16:off --data-dir DIR
 
 A variant is PRECISION[:JIT[:STEPS_PER_EXECUTION]] with the train.py values (auto|fp32|bf16|fp16,
-auto|on|off, int); `today:`VARIANT is that step built with Keras' own BatchNormalization and LeakyReLU
-(pix2pix_tf's step before the fused layers of core/layers.py), and `reference-bf16` is the tutorial-style
+auto|on|off, int); `today:`VARIANT is that step built with Keras' own BatchNormalization, LeakyReLU and
+convs (pix2pix_tf's step before the layers of core/layers.py), `kernel-grads:`VARIANT the step with the fused
+layers but TensorFlow's own conv weight gradients (before TapGradConv2D; the default where
+`precision.weight_gradients_by_taps` says no), and `reference-bf16` is the tutorial-style
 step under the `mixed_bfloat16` policy (the one line a tutorial user would add). Rows: batch size,
 variant, median img/s, ratio to the reference at that batch size, and the convolutions' GFLOP/s
 (multiply-adds x 2 of every conv of G and D, forward and backward: the step's arithmetic, for a
 fraction of the CPU's peak).
 
     # issue 22's three ratios: the recipe setting (128 px, 32 filters) and 256 px, in one run each
-    python benchmarks/train_throughput.py --image-size 128 --filters 32 --batch-sizes 16 --variants today:auto auto
-    python benchmarks/train_throughput.py --batch-sizes 1 16 --variants reference-bf16 today:auto auto
+    python benchmarks/train_throughput.py --image-size 128 --filters 32 --batch-sizes 16 --variants today:auto kernel-grads:auto auto
+    python benchmarks/train_throughput.py --batch-sizes 1 16 --variants reference-bf16 today:auto kernel-grads:auto auto
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -85,15 +88,13 @@ def our_step(variant: str, image_size: tuple[int, int], filters: int = 64):
     """Pix2Pix.train_function as build_pix2pix compiles it for `variant` ([today:]PRECISION[:JIT[:SPE]])."""
     if variant == "reference-bf16":
         return reference_step(image_size, filters, "bf16")
-    today = variant.startswith("today:")
-    parts = variant.removeprefix("today:").split(":")
+    prefix, _, rest = variant.partition(":") if variant.startswith(("today:", "kernel-grads:")) else ("", "", variant)
+    parts = rest.split(":")
     precision, jit, spe = (parts + ["auto", "auto", "1"][len(parts) :])[:3]
     config = TrainConfig(dataset="synthetic", image_size=image_size, precision=precision, jit_compile=jit,
                          steps_per_execution=int(spe), generator_filters=filters, discriminator_filters=filters)
-    if today:
-        with networks.reference_layers():
-            model = build_pix2pix(config)
-    else:
+    layers = {"today": networks.reference_layers, "kernel-grads": networks.kernel_weight_gradients}.get(prefix, contextlib.nullcontext)
+    with layers():
         model = build_pix2pix(config)
     model.make_train_function()
     return lambda x, y, it: float(model.train_function(it)["g_total"]), int(spe)
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="*", default=[1, 16], help="none given: the input pipeline only")
     parser.add_argument("--image-size", type=int, default=256)
     parser.add_argument("--filters", type=int, default=64, help="G's and D's first-layer filters (the one-hour recipe: 32)")
-    parser.add_argument("--variants", nargs="+", default=["auto"], help="settings of our step: PRECISION[:JIT[:SPE]]")
+    parser.add_argument("--variants", nargs="+", default=["auto"], help="settings of our step: [today:|kernel-grads:]PRECISION[:JIT[:SPE]], or reference-bf16")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=0, help="steps per repeat; 0 = max(2, 8 // batch)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls per step first (tracing, compiling)")

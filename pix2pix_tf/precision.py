@@ -59,6 +59,16 @@ def resolve_precision(
     return "bf16" if set(BF16_CPU_FLAGS) & (cpu_flags() if flags is None else flags) else "fp32"
 
 
+def weight_gradients_by_taps(precision: str, gpu: tuple[int, int] | None = None, flags: set[str] | None = None, tpu: bool = False) -> bool:
+    """Whether G's and D's convs compute their weight gradients tap by tap (core/layers.TapGradConv2D).
+
+    Only where it was measured faster: bf16 on a CPU without AMX, whose oneDNN has no brgemm kernel for a
+    bf16 conv's weight gradient (BENCHMARKS, issue 22). GPUs and TPUs, fp32, and AMX CPUs (where oneDNN's
+    brgemm kernel may well be the faster one: not measured) keep TensorFlow's own kernel.
+    """
+    return precision == "bf16" and gpu is None and not tpu and "amx_bf16" not in (cpu_flags() if flags is None else flags)
+
+
 @contextlib.contextmanager
 def dtype_policy(precision: str):
     """Sets the global Keras dtype policy for `precision` ("fp32"/"bf16"/"fp16") and restores the old one.

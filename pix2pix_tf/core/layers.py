@@ -82,3 +82,108 @@ class FusableLeakyReLU(layers.LeakyReLU):
             return y, lambda dy: tf.raw_ops.LeakyReluGrad(gradients=dy, features=y, alpha=slope)
 
         return leaky_relu(inputs)
+
+
+def _same_pads(size: int, stride: int, kernel: int) -> tuple[int, int]:
+    """TensorFlow's "same" padding of one spatial dim: the odd pixel goes after."""
+    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _weight_gradient_by_taps(x, dy, strides: int, padding: str):
+    """What Conv2DBackpropFilter returns for the 4x4 conv of `x` with `strides` and `padding` giving `dy`.
+
+    Each of the kernel's 16 taps (kh, kw) reads its own strided window of the padded input, so its
+    [Cin, Cout] gradient is one matmul of that window with dy over the N*OH*OW positions. At stride 2,
+    space_to_depth folds the 2x2 phase into the channels: 4 matmuls of [N*OH*OW, 4*Cin]^T @ [N*OH*OW, Cout].
+    Every weight's gradient is the same single dot product as in the conv kernel (float32 accumulation,
+    one rounding to the compute dtype), only summed in another order.
+    """
+    height, width, cin = x.shape[1:]
+    oh, ow, cout = dy.shape[1:]
+    if padding == "same":
+        pads = [_same_pads(height, strides, 4), _same_pads(width, strides, 4)]
+        x = tf.pad(x, [[0, 0], pads[0], pads[1], [0, 0]])
+    dy = tf.reshape(dy, [-1, cout])
+    if strides == 1:
+        taps = [tf.reshape(x[:, i : i + oh, j : j + ow], [-1, cin]) for i in range(4) for j in range(4)]
+        return tf.reshape(tf.stack([tf.matmul(t, dy, transpose_a=True) for t in taps]), [4, 4, cin, cout])
+    # Stride 2: rows 2*oh + kh for kh = 2*i + di are row oh + i of phase di; keep the 2*(oh + 1) rows used.
+    z = tf.nn.space_to_depth(x[:, : 2 * (oh + 1), : 2 * (ow + 1)], 2)  # [N, oh + 1, ow + 1, (di, dj, Cin)]
+    taps = [tf.reshape(z[:, i : i + oh, j : j + ow], [-1, 4 * cin]) for i in range(2) for j in range(2)]
+    grads = tf.reshape(tf.stack([tf.matmul(t, dy, transpose_a=True) for t in taps]), [2, 2, 2, 2, cin, cout])  # i, j, di, dj
+    return tf.reshape(tf.transpose(grads, [0, 2, 1, 3, 4, 5]), [4, 4, cin, cout])  # kh = 2i + di, kw = 2j + dj
+
+
+def _taps_apply(layer, inputs, transpose: bool) -> bool:
+    strides, padding = layer.strides[0], layer.padding
+    return (
+        keras.backend.backend() == "tensorflow"
+        and len(inputs.shape) == 4
+        and None not in inputs.shape[1:]
+        and layer.data_format == "channels_last"
+        and layer.kernel_size == (4, 4)
+        and layer.dilation_rate == (1, 1)
+        and layer.strides in ((1, 1), (2, 2))
+        and (not transpose or (strides == 2 and padding == "same" and layer.output_padding is None))
+        and getattr(layer, "groups", 1) == 1
+    )
+
+
+@keras.saving.register_keras_serializable(package="pix2pix_tf")
+class TapGradConv2D(layers.Conv2D):
+    """Keras' Conv2D whose training-mode weight gradient is computed as matmuls, one per kernel tap.
+
+    On a CPU without AMX, oneDNN computes a bf16 conv's weight gradient with its older direct kernel
+    (`jit_bf16` in ONEDNN_VERBOSE), up to 2x slower per FLOP than the same conv's forward pass (a brgemm
+    kernel), and much slower at the U-Net's inner 512-channel layers; it also reorders the gradient back
+    to TensorFlow's layout on every call. The same sums as oneDNN matmuls (`_weight_gradient_by_taps`) made
+    the 256 px step 1.1-1.2x faster there (BENCHMARKS, issue 22). The forward pass and the input gradient
+    stay TensorFlow's own kernels; variables, inference and saved files are Keras' layer's.
+    """
+
+    def call(self, inputs, training=None):
+        if not training or not _taps_apply(self, inputs, transpose=False):
+            return super().call(inputs)
+        strides, padding = self.strides[0], self.padding
+
+        @tf.custom_gradient
+        def conv(x, kernel):
+            def grad(dy):
+                dx = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=kernel, out_backprop=dy,
+                                                    strides=[1, strides, strides, 1], padding=padding.upper())
+                return dx, _weight_gradient_by_taps(x, dy, strides, padding)
+
+            return tf.nn.conv2d(x, kernel, strides, padding.upper()), grad
+
+        outputs = conv(inputs, tf.convert_to_tensor(self.kernel))  # read outside: custom_gradient takes tensors
+        if self.use_bias:
+            outputs = tf.nn.bias_add(outputs, self.bias)
+        return self.activation(outputs)
+
+
+@keras.saving.register_keras_serializable(package="pix2pix_tf")
+class TapGradConv2DTranspose(layers.Conv2DTranspose):
+    """Keras' Conv2DTranspose with TapGradConv2D's weight gradient (stride 2, "same" padding).
+
+    A transposed conv is the input gradient of the conv that maps its output back to its input, so its
+    weight gradient is that conv's weight gradient with the roles of input and output gradient swapped.
+    """
+
+    def call(self, inputs, training=None):
+        if not training or not _taps_apply(self, inputs, transpose=True):
+            return super().call(inputs)
+        batch = tf.shape(inputs)[0]
+        output_shape = [batch, 2 * inputs.shape[1], 2 * inputs.shape[2], self.filters]
+
+        @tf.custom_gradient
+        def deconv(x, kernel):
+            def grad(dy):
+                return tf.nn.conv2d(dy, kernel, 2, "SAME"), _weight_gradient_by_taps(dy, x, 2, "same")
+
+            return tf.nn.conv2d_transpose(x, kernel, tf.stack(output_shape), 2, "SAME"), grad
+
+        outputs = deconv(inputs, tf.convert_to_tensor(self.kernel))
+        if self.use_bias:
+            outputs = tf.nn.bias_add(outputs, self.bias)
+        return self.activation(outputs)

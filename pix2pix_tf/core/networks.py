@@ -7,7 +7,7 @@ import contextlib
 import keras
 from keras import layers
 
-from .layers import FusableLeakyReLU, FusedBatchNormalization
+from .layers import FusableLeakyReLU, FusedBatchNormalization, TapGradConv2D, TapGradConv2DTranspose
 
 INIT_STDDEV = 0.02  # the paper's weight init: N(0, 0.02)
 
@@ -26,20 +26,31 @@ LEAK = 0.2  # encoder and discriminator LeakyReLU slope
 # PyTorch's BatchNorm defaults, as in the paper's reference code (Keras' own are 0.99 / 1e-3).
 BN_MOMENTUM, BN_EPSILON = 0.9, 1e-5
 # The layers G and D are built with: Keras' own maths in kernels TensorFlow fuses (core/layers.py).
-# `reference_layers()` swaps Keras' own classes back in, for the tests and benchmarks that compare them.
+# `reference_layers()` swaps Keras' own classes back in, for the tests and benchmarks that compare them;
+# `kernel_weight_gradients()` only the convs, where their tap-wise weight gradient does not pay.
 BATCH_NORM, BIAS_ACTIVATION = FusedBatchNormalization, FusableLeakyReLU
+CONV, DECONV = TapGradConv2D, TapGradConv2DTranspose
 
 
 @contextlib.contextmanager
-def reference_layers():
-    """Builds inside the block use keras.layers.BatchNormalization and LeakyReLU (the unfused step)."""
-    global BATCH_NORM, BIAS_ACTIVATION
-    saved = BATCH_NORM, BIAS_ACTIVATION
-    BATCH_NORM, BIAS_ACTIVATION = layers.BatchNormalization, layers.LeakyReLU
+def _layer_classes(**classes):
+    saved = {name: globals()[name] for name in classes}
+    globals().update(classes)
     try:
         yield
     finally:
-        BATCH_NORM, BIAS_ACTIVATION = saved
+        globals().update(saved)
+
+
+def reference_layers():
+    """Builds inside the block use Keras' own BatchNormalization, LeakyReLU and convs (the unfused step)."""
+    return _layer_classes(BATCH_NORM=layers.BatchNormalization, BIAS_ACTIVATION=layers.LeakyReLU,
+                          CONV=layers.Conv2D, DECONV=layers.Conv2DTranspose)
+
+
+def kernel_weight_gradients():
+    """Builds inside the block use Keras' own convs: TensorFlow's kernel computes their weight gradients."""
+    return _layer_classes(CONV=layers.Conv2D, DECONV=layers.Conv2DTranspose)
 
 
 def _norm(kind: str, name: str) -> layers.Layer:
@@ -53,7 +64,7 @@ def _norm(kind: str, name: str) -> layers.Layer:
 
 def _ck(x, k: int, name: str, norm: str | None, stride: int = 2, padding: str = "same", leak: float = LEAK):
     """Ck: 4x4 Convolution-Norm-LeakyReLU(0.2); a bias exactly where no normalization follows."""
-    x = layers.Conv2D(k, 4, stride, padding=padding, use_bias=norm is None, kernel_initializer=_init(), name=f"{name}_conv")(x)
+    x = CONV(k, 4, stride, padding=padding, use_bias=norm is None, kernel_initializer=_init(), name=f"{name}_conv")(x)
     if norm is not None:
         x = _norm(norm, f"{name}_norm")(x)
     # Without a norm the conv's bias add feeds the activation directly; see FusableLeakyReLU for why that matters.
@@ -63,7 +74,7 @@ def _ck(x, k: int, name: str, norm: str | None, stride: int = 2, padding: str = 
 
 def _cdk(x, k: int, name: str, norm: str, dropout: bool):
     """CDk (Ck with dropout 0.5 when `dropout`): 4x4 stride-2 TransposedConv-Norm-[Dropout]-ReLU."""
-    x = layers.Conv2DTranspose(k, 4, 2, padding="same", use_bias=False, kernel_initializer=_init(), name=f"{name}_deconv")(x)
+    x = DECONV(k, 4, 2, padding="same", use_bias=False, kernel_initializer=_init(), name=f"{name}_deconv")(x)
     x = _norm(norm, f"{name}_norm")(x)
     if dropout:
         x = layers.Dropout(0.5, name=f"{name}_dropout")(x)
@@ -120,7 +131,7 @@ def build_generator(
         num_dropout += dropout
         x = _cdk(x, k, f"up{i + 1}", norm, dropout)  # [N, 2h, 2w, k]
         x = layers.Concatenate(name=f"skip{i + 1}")([x, skips.pop()])  # [N, 2h, 2w, 2k]
-    x = layers.Conv2DTranspose(output_channels, 4, 2, padding="same", kernel_initializer=_init(), name="output_deconv")(x)
+    x = DECONV(output_channels, 4, 2, padding="same", kernel_initializer=_init(), name="output_deconv")(x)
     # tanh in float32 so the [-1, 1] range survives mixed precision.
     outputs = layers.Activation("tanh", dtype="float32", name="output_tanh")(x)  # [N, H, W, Cout]
     return keras.Model(inputs, outputs, name="generator")
@@ -151,5 +162,5 @@ def build_discriminator(
         x = layers.ZeroPadding2D(1, name=f"pad{i + 1}")(x)
         x = _ck(x, k, f"disc{i + 1}", None if i == 0 else norm, stride=stride, padding="valid")
     x = layers.ZeroPadding2D(1, name="pad5")(x)  # [N, H/8, W/8, 8 * filters] before the last two convs
-    logits = layers.Conv2D(1, 4, 1, kernel_initializer=_init(), dtype="float32", name="patch_logits")(x)  # [N, H/8-2, W/8-2, 1]
+    logits = CONV(1, 4, 1, kernel_initializer=_init(), dtype="float32", name="patch_logits")(x)  # [N, H/8-2, W/8-2, 1]
     return keras.Model([x_in, y_in], logits, name="discriminator")

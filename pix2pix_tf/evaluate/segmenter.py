@@ -12,6 +12,7 @@ resumes an interrupted run (keras BackupAndRestore); raising --epochs continues 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -27,13 +28,14 @@ import tensorflow as tf
 from ..config import (
     add_config_flags, auto_generator_depth, config_from_args, expand_path_fields, option, parse_image_size,
 )  # fmt: skip
+from ..core import networks
 from ..core.networks import build_generator
 from ..data.pairs import AUTOTUNE, list_images, load_pair, to_float
 from ..data.palette import CLASS_NAMES, IGNORE, NUM_CLASSES, colours_to_ids
 from ..errors import UsageError
 from ..files import write_json
 from ..logs import setup_logging
-from ..precision import dtype_policy, gpu_compute_capability, resolve_precision
+from ..precision import dtype_policy, gpu_compute_capability, resolve_precision, weight_gradients_by_taps
 from ..pretrained import PREFIX, load_weights_fp16, read_manifest
 from ..run import read_history
 from .metrics import confusion_matrix, segmentation_scores
@@ -238,8 +240,10 @@ def train(config: SegmenterConfig) -> dict[str, float]:
         model, initial_epoch = keras.models.load_model(model_path, safe_mode=True), done[-1]["epoch"]
         logger.info("continuing %s from epoch %d", model_path, initial_epoch)
     else:
-        precision = resolve_precision(config.precision, gpu_compute_capability())
-        with dtype_policy(precision):
+        capability = gpu_compute_capability()
+        precision = resolve_precision(config.precision, capability)
+        taps = weight_gradients_by_taps(precision, capability)
+        with dtype_policy(precision), contextlib.nullcontext() if taps else networks.kernel_weight_gradients():
             model, initial_epoch = build_segmenter(config.image_size, config.filters, config.resolved_depth), 0
         logger.info("segmenter: %s compute, %d parameters", precision, model.count_params())
         model.compile(

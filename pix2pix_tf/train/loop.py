@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
@@ -10,13 +11,14 @@ import tensorflow as tf
 
 from ..config import TrainConfig
 from ..core.model import Pix2Pix
+from ..core import networks
 from ..core.networks import build_discriminator, build_generator
 from ..data.check import check_split
 from ..data.pairs import make_eval_dataset, make_train_dataset, steps_per_epoch
 from ..data.sources import resolve_data_dir
 from ..evaluate.metrics import IMAGE_METRIC_NAMES, image_metrics
 from ..logs import logger, setup_logging
-from ..precision import dtype_policy, gpu_compute_capability, resolve_precision
+from ..precision import dtype_policy, gpu_compute_capability, resolve_precision, weight_gradients_by_taps
 from ..run import HISTORY_FILE, read_history, write_run_config
 from ..tasks import Task, make_task
 from . import callbacks as cb
@@ -51,10 +53,12 @@ def build_pix2pix(config: TrainConfig) -> Pix2Pix:
     """
     strategy = tf.distribute.get_strategy()  # build_pix2pix runs inside the run's strategy scope
     capability = gpu_compute_capability()
-    precision = resolve_precision(config.precision, capability, tpu=isinstance(strategy, tf.distribute.TPUStrategy))
+    tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+    precision = resolve_precision(config.precision, capability, tpu=tpu)
     jit_compile = runtime.resolve_jit_compile(config.jit_compile, capability is not None, config.deterministic, tf.distribute.has_strategy())
     task = make_task(config)
-    with dtype_policy(precision):
+    taps = weight_gradients_by_taps(precision, capability, tpu=tpu)
+    with dtype_policy(precision), contextlib.nullcontext() if taps else networks.kernel_weight_gradients():
         generator = build_generator(
             config.image_size, task.input_channels, task.output_channels,
             filters=config.generator_filters, depth=config.resolved_generator_depth, norm=config.norm,
@@ -74,7 +78,8 @@ def build_pix2pix(config: TrainConfig) -> Pix2Pix:
         steps_per_execution=config.steps_per_execution,
     )
     # model.jit_compile, not the request: Keras turns XLA off by itself where it cannot run it (op determinism).
-    logger.info("train step: precision %s, XLA %s, %d step(s) per call", precision, "on" if model.jit_compile else "off", config.steps_per_execution)
+    logger.info("train step: precision %s, XLA %s, %d step(s) per call, conv weight gradients by %s", precision,
+                "on" if model.jit_compile else "off", config.steps_per_execution, "taps (matmuls)" if taps else "TensorFlow's kernel")
     return model
 
 
