@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from pix2pix_tf.config import TrainConfig
+from pix2pix_tf.core import layers as core_layers
 from pix2pix_tf.core import networks
 from pix2pix_tf.core.layers import FusableLeakyReLU, FusedBatchNormalization, TapGradConv2D, TapGradConv2DTranspose
 from pix2pix_tf.core.model import Pix2Pix
@@ -84,6 +85,12 @@ def test_fusable_leaky_relu_gradient_is_leaky_relu_gradient_bit_for_bit(slope):
     np.testing.assert_array_equal(grads[0][1], grads[1][1])
 
 
+@pytest.fixture
+def taps_at_any_width(monkeypatch):
+    """The tiny test layers have far fewer channels than TAPS_MIN_CHANNELS: take the tap path at any width."""
+    monkeypatch.setattr(core_layers, "TAPS_MIN_CHANNELS", 1)
+
+
 CONV_CASES = [  # (layer kwargs, input shape): every conv of G and D, and odd sizes whose "same" padding is uneven
     (dict(filters=8, strides=2, padding="same"), (2, 8, 6, 3)),  # G's encoder
     (dict(filters=8, strides=2, padding="same"), (2, 7, 5, 3)),
@@ -121,7 +128,7 @@ def _outputs_and_grads(layer, x, upstream=None):
     + [(keras.layers.Conv2DTranspose, TapGradConv2DTranspose, dict(filters=6, strides=2, padding="same"), (2, 4, 3, 5)),
        (keras.layers.Conv2DTranspose, TapGradConv2DTranspose, dict(filters=3, strides=2, padding="same", use_bias=False), (1, 2, 2, 8))],
 )
-def test_tap_gradient_convs_match_keras_convs(ref_cls, new_cls, kwargs, shape, precision, rtol):
+def test_tap_gradient_convs_match_keras_convs(ref_cls, new_cls, kwargs, shape, precision, rtol, taps_at_any_width):
     ref, new = _conv_pair(ref_cls, new_cls, kwargs, shape, precision)
     x = tf.random.normal(shape, seed=1)
     expected, upstream = _outputs_and_grads(ref, x)
@@ -137,7 +144,7 @@ def test_tap_gradient_convs_match_keras_convs(ref_cls, new_cls, kwargs, shape, p
     np.testing.assert_array_equal(ref(xc, training=False), new(xc, training=False))
 
 
-def test_tap_gradient_conv_leaves_other_convs_to_keras():
+def test_tap_gradient_conv_leaves_other_convs_to_keras(taps_at_any_width):
     """A 3x3 kernel, a dilation or an unknown spatial size: Keras' own call (its gradient is then Keras')."""
     for kwargs, shape in ((dict(kernel_size=3), (1, 8, 8, 2)), (dict(kernel_size=4, dilation_rate=2), (1, 12, 12, 2))):
         ref, new = keras.layers.Conv2D(4, **kwargs), TapGradConv2D(4, **kwargs)
@@ -152,6 +159,20 @@ def test_tap_gradient_conv_leaves_other_convs_to_keras():
     layer = TapGradConv2D(4, 4, 2, padding="same")
     graph_fn = tf.function(lambda x: layer(x, training=True)).get_concrete_function(tf.TensorSpec((None, None, None, 3)))
     assert not any(op.type == "IdentityN" for op in graph_fn.graph.get_operations())  # no custom gradient inserted
+
+
+def test_tap_gradient_conv_only_at_widths_where_the_taps_pay():
+    """Too narrow (under TAPS_MIN_CHANNELS on either side): Keras' conv; wide enough: the taps' custom gradient."""
+
+    def has_custom_gradient(layer, shape):
+        fn = tf.function(lambda x: layer(x, training=True)).get_concrete_function(tf.TensorSpec(shape))
+        return any(op.type == "IdentityN" for op in fn.graph.get_operations())
+
+    width = core_layers.TAPS_MIN_CHANNELS
+    assert not has_custom_gradient(TapGradConv2D(width - 1, 4, 2, padding="same"), (1, 4, 4, width))
+    assert not has_custom_gradient(TapGradConv2D(width, 4, 2, padding="same"), (1, 4, 4, width - 1))
+    assert has_custom_gradient(TapGradConv2D(width, 4, 2, padding="same"), (1, 4, 4, width))
+    assert has_custom_gradient(TapGradConv2DTranspose(width, 4, 2, padding="same"), (1, 2, 2, width))
 
 
 @pytest.mark.parametrize(
@@ -198,7 +219,7 @@ def _pix2pix(reference: bool, precision: str):
 
 
 @pytest.mark.parametrize("precision,rtol", [("fp32", 1e-3), ("bf16", 0.05)])
-def test_fused_step_gives_the_reference_steps_losses_and_gradients(precision, rtol):
+def test_fused_step_gives_the_reference_steps_losses_and_gradients(precision, rtol, taps_at_any_width):
     ref, new = _pix2pix(True, precision), _pix2pix(False, precision)
     kinds = {type(layer).__name__ for layer in new.generator.layers + new.discriminator.layers}
     ours = {"FusedBatchNormalization", "FusableLeakyReLU", "TapGradConv2D", "TapGradConv2DTranspose"}
@@ -232,12 +253,13 @@ def test_remapper_does_not_fail_on_the_train_step(tmp_path):
         import sys
         import tensorflow as tf
         from pix2pix_tf.config import TrainConfig
-        from pix2pix_tf.core import networks
+        from pix2pix_tf.core import layers, networks
         from pix2pix_tf.train import loop
         from pix2pix_tf.train.loop import build_pix2pix
         config = TrainConfig(dataset="synthetic", image_size=(32, 32), batch_size=2, generator_filters=4,
                              discriminator_filters=4, generator_depth=3, precision=sys.argv[2])
         loop.weight_gradients_by_taps = lambda *args, **kwargs: sys.argv[1] == "taps"  # on any CPU
+        layers.TAPS_MIN_CHANNELS = 1  # and at the tiny test widths
         if sys.argv[1] == "reference":
             with networks.reference_layers():
                 model = build_pix2pix(config)

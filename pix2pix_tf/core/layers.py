@@ -115,10 +115,17 @@ def _weight_gradient_by_taps(x, dy, strides: int, padding: str):
     return tf.reshape(tf.transpose(grads, [0, 2, 1, 3, 4, 5]), [4, 4, cin, cout])  # kh = 2i + di, kw = 2j + dj
 
 
+# Below this many channels on either side, a tap's [Cin, Cout] matmul is too narrow to beat oneDNN's kernel:
+# per layer of G and D at 128 and 256 px (benchmarks/conv_kernels.py), the taps won at every conv with at
+# least 128 input and output channels and lost at most of the others (the RGB-side convs by 2-3x).
+TAPS_MIN_CHANNELS = 128
+
+
 def _taps_apply(layer, inputs, transpose: bool) -> bool:
     strides, padding = layer.strides[0], layer.padding
     return (
         keras.backend.backend() == "tensorflow"
+        and min(inputs.shape[-1] or 0, layer.filters) >= TAPS_MIN_CHANNELS
         and len(inputs.shape) == 4
         and None not in inputs.shape[1:]
         and layer.data_format == "channels_last"
@@ -137,9 +144,10 @@ class TapGradConv2D(layers.Conv2D):
     On a CPU without AMX, oneDNN computes a bf16 conv's weight gradient with its older direct kernel
     (`jit_bf16` in ONEDNN_VERBOSE), up to 2x slower per FLOP than the same conv's forward pass (a brgemm
     kernel), and much slower at the U-Net's inner 512-channel layers; it also reorders the gradient back
-    to TensorFlow's layout on every call. The same sums as oneDNN matmuls (`_weight_gradient_by_taps`) made
-    the 256 px step 1.1-1.2x faster there (BENCHMARKS, issue 22). The forward pass and the input gradient
-    stay TensorFlow's own kernels; variables, inference and saved files are Keras' layer's.
+    to TensorFlow's layout on every call. The same sums as oneDNN matmuls (`_weight_gradient_by_taps`), at
+    the convs with TAPS_MIN_CHANNELS or more on both sides, are faster there (BENCHMARKS, issue 22). The
+    forward pass and the input gradient stay TensorFlow's own kernels; variables, inference and saved files
+    are Keras' layer's.
     """
 
     def call(self, inputs, training=None):
