@@ -11,6 +11,8 @@ wall time (median over the traced steps) and whether grappler's remapper failed 
     python benchmarks/profile_step.py --image-size 256 --batch-size 16
     # the step before the fused layers (Keras' own BatchNormalization and LeakyReLU; the remapper fails on it)
     python benchmarks/profile_step.py --image-size 128 --filters 32 --layers keras
+    # the step before the tap-wise conv weight gradients (TensorFlow's Conv2DBackpropFilter at every conv)
+    python benchmarks/profile_step.py --image-size 256 --batch-size 1 --steps 10 --layers kernel-grads
     # without grappler's remapper (to see what its rewrites are worth)
     python benchmarks/profile_step.py --image-size 128 --filters 32 --grappler remapping=off
 """
@@ -75,7 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--grappler", nargs="*", default=[], help="grappler options NAME=on|off (tf.config.optimizer)")
-    parser.add_argument("--layers", choices=("fused", "keras"), default="fused", help="keras: build with networks.reference_layers()")
+    parser.add_argument("--layers", choices=("fused", "keras", "kernel-grads"), default="fused",
+                        help="keras: build with networks.reference_layers(); kernel-grads: with networks.kernel_weight_gradients()")
     parser.add_argument("--json", default="", help="write the table here too")
     args = parser.parse_args(argv)
     if args.grappler:
@@ -83,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     size = (args.image_size, args.image_size)
     config = TrainConfig(dataset="synthetic", image_size=size, batch_size=args.batch_size, precision=args.precision,
                          generator_filters=args.filters, discriminator_filters=args.filters)
-    with networks.reference_layers() if args.layers == "keras" else contextlib.nullcontext():
+    layers = {"keras": networks.reference_layers, "kernel-grads": networks.kernel_weight_gradients}.get(args.layers, contextlib.nullcontext)
+    with layers():
         model = build_pix2pix(config)
     model.make_train_function()
     x = tf.random.uniform((args.batch_size, *size, 3), -1, 1, seed=1)
