@@ -283,3 +283,24 @@ def test_remapper_does_not_fail_on_the_train_step(tmp_path):
     assert "remapper failed" not in logs["taps"], logs["taps"][-2000:]
     assert convs == {"reference": ["Conv2D", "Conv2DTranspose"], "fused": ["Conv2D", "Conv2DTranspose"],
                      "taps": ["TapGradConv2D", "TapGradConv2DTranspose"]}
+
+
+def test_tap_gradient_step_runs_under_xla(taps_at_any_width, monkeypatch):
+    """`--jit-compile on` on a CPU: the taps' custom gradient compiles with the rest of the step, same losses."""
+    from pix2pix_tf.train import loop
+
+    monkeypatch.setattr(loop, "weight_gradients_by_taps", lambda *args, **kwargs: True)
+    config = TrainConfig(dataset="synthetic", image_size=(32, 32), batch_size=2, generator_filters=4,
+                         discriminator_filters=4, generator_depth=3, precision="bf16", seed=3)
+    x = tf.random.uniform((2, 32, 32, 3), -1, 1, seed=6)
+    losses = {}
+    for jit in ("off", "on"):
+        keras.utils.set_random_seed(3)
+        model = build_pix2pix(dataclasses.replace(config, jit_compile=jit))
+        assert type(model.generator.get_layer("down2_conv")).__name__ == "TapGradConv2D"
+        assert model.jit_compile is (jit == "on")
+        model.make_train_function()
+        logs = model.train_function(iter(tf.data.Dataset.from_tensors((x, x)).repeat()))
+        losses[jit] = {k: float(v) for k, v in logs.items()}
+    for name, value in losses["off"].items():
+        assert np.isfinite(losses["on"][name]) and losses["on"][name] == pytest.approx(value, rel=0.05), name

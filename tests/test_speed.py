@@ -126,6 +126,8 @@ def test_mixed_precision_step_runs_several_steps_per_call(pair_dir, precision):
     assert keras.mixed_precision.global_policy().name == "float32"  # nothing leaks to later models
     compute = {"bf16": "bfloat16", "fp16": "float16"}[precision]
     assert model.generator.get_layer("down2_conv").compute_dtype == compute
+    # The tap-wise weight gradients are for CPUs without AMX: on a GPU the convs are Keras' own.
+    assert {type(model.generator.get_layer(n)).__name__ for n in ("down2_conv", "up1_deconv")} == {"Conv2D", "Conv2DTranspose"}
     assert model.generator.get_layer("down2_conv").kernel.dtype == "float32"  # master weights stay float32
     assert isinstance(model.g_optimizer, keras.optimizers.LossScaleOptimizer) == (precision == "fp16")
     x, y = _batch(pair_dir, config)
@@ -173,6 +175,8 @@ def test_simulated_gpu_builds_and_runs_the_gpu_path_on_cpu(pair_dir, monkeypatch
     assert model.jit_compile is True  # auto = XLA with a GPU
     compute = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[precision]
     assert model.generator.get_layer("down2_conv").compute_dtype == compute
+    # The tap-wise weight gradients are for CPUs without AMX: on a GPU the convs are Keras' own.
+    assert {type(model.generator.get_layer(n)).__name__ for n in ("down2_conv", "up1_deconv")} == {"Conv2D", "Conv2DTranspose"}
     loss_scaled = isinstance(model.g_optimizer, keras.optimizers.LossScaleOptimizer)
     assert loss_scaled == isinstance(model.d_optimizer, keras.optimizers.LossScaleOptimizer) == (precision == "fp16")
     if not train_it:
