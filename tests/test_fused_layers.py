@@ -219,7 +219,10 @@ def _pix2pix(reference: bool, precision: str):
 
 
 @pytest.mark.parametrize("precision,rtol", [("fp32", 1e-3), ("bf16", 0.05)])
-def test_fused_step_gives_the_reference_steps_losses_and_gradients(precision, rtol, taps_at_any_width):
+def test_fused_step_gives_the_reference_steps_losses_and_gradients(precision, rtol, taps_at_any_width, monkeypatch):
+    tap_grads = []  # the weight gradients the taps computed: none in the reference step, every conv's in ours
+    by_taps = core_layers._weight_gradient_by_taps
+    monkeypatch.setattr(core_layers, "_weight_gradient_by_taps", lambda *args: tap_grads.append(args[0].shape) or by_taps(*args))
     ref, new = _pix2pix(True, precision), _pix2pix(False, precision)
     kinds = {type(layer).__name__ for layer in new.generator.layers + new.discriminator.layers}
     ours = {"FusedBatchNormalization", "FusableLeakyReLU", "TapGradConv2D", "TapGradConv2DTranspose"}
@@ -229,14 +232,18 @@ def test_fused_step_gives_the_reference_steps_losses_and_gradients(precision, rt
         b.assign(a)  # same seed, but the layers draw their initializers in another order: copy to be sure
     x = tf.random.uniform((4, 32, 32, 3), -1, 1, seed=3)
     y = tf.random.uniform((4, 32, 32, 3), -1, 1, seed=4)
-    out = []
+    out, taps_per_model = [], []
     for model in (ref, new):
+        tap_grads.clear()
         with tf.GradientTape(persistent=True) as tape:
             losses = model._compute_losses(x, y, training=True)
             g_loss, d_loss = tf.reduce_mean(losses["g_total"]), tf.reduce_mean(losses["d_total"])
         g_grads = tape.gradient(g_loss, model.generator.trainable_variables)
         d_grads = tape.gradient(d_loss, model.discriminator.trainable_variables)
         out.append(({k: float(tf.reduce_mean(v)) for k, v in losses.items()}, g_grads, d_grads))
+        taps_per_model.append(len(tap_grads))
+    convs = sum("Conv" in type(layer).__name__ for layer in new.generator.layers + new.discriminator.layers)
+    assert taps_per_model[0] == 0 and taps_per_model[1] >= convs, (taps_per_model, convs)
     for name in out[0][0]:
         assert out[1][0][name] == pytest.approx(out[0][0][name], rel=rtol), name
     for ref_grads, new_grads in ((out[0][1], out[1][1]), (out[0][2], out[1][2])):
