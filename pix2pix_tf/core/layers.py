@@ -137,6 +137,12 @@ def _taps_apply(layer, inputs, transpose: bool) -> bool:
     )
 
 
+def _bias_and_activation(layer, outputs):
+    if layer.use_bias:
+        outputs = tf.nn.bias_add(outputs, layer.bias)
+    return layer.activation(outputs)
+
+
 @keras.saving.register_keras_serializable(package="pix2pix_tf")
 class TapGradConv2D(layers.Conv2D):
     """Keras' Conv2D whose training-mode weight gradient is computed as matmuls, one per kernel tap.
@@ -164,10 +170,7 @@ class TapGradConv2D(layers.Conv2D):
 
             return tf.nn.conv2d(x, kernel, strides, padding.upper()), grad
 
-        outputs = conv(inputs, tf.convert_to_tensor(self.kernel))  # read outside: custom_gradient takes tensors
-        if self.use_bias:
-            outputs = tf.nn.bias_add(outputs, self.bias)
-        return self.activation(outputs)
+        return _bias_and_activation(self, conv(inputs, tf.convert_to_tensor(self.kernel)))  # read outside: custom_gradient takes tensors
 
 
 @keras.saving.register_keras_serializable(package="pix2pix_tf")
@@ -191,7 +194,4 @@ class TapGradConv2DTranspose(layers.Conv2DTranspose):
 
             return tf.nn.conv2d_transpose(x, kernel, tf.stack(output_shape), 2, "SAME"), grad
 
-        outputs = deconv(inputs, tf.convert_to_tensor(self.kernel))
-        if self.use_bias:
-            outputs = tf.nn.bias_add(outputs, self.bias)
-        return self.activation(outputs)
+        return _bias_and_activation(self, deconv(inputs, tf.convert_to_tensor(self.kernel)))

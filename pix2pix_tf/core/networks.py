@@ -48,9 +48,12 @@ def reference_layers():
                           CONV=layers.Conv2D, DECONV=layers.Conv2DTranspose)
 
 
-def kernel_weight_gradients():
-    """Builds inside the block use Keras' own convs: TensorFlow's kernel computes their weight gradients."""
-    return _layer_classes(CONV=layers.Conv2D, DECONV=layers.Conv2DTranspose)
+def kernel_weight_gradients(enabled: bool = True):
+    """Builds inside the block use Keras' own convs: TensorFlow's kernel computes their weight gradients.
+
+    `enabled=False` changes nothing: the callers pass `not precision.weight_gradients_by_taps(...)`.
+    """
+    return _layer_classes(CONV=layers.Conv2D, DECONV=layers.Conv2DTranspose) if enabled else contextlib.nullcontext()
 
 
 def _norm(kind: str, name: str) -> layers.Layer:

@@ -12,7 +12,6 @@ resumes an interrupted run (keras BackupAndRestore); raising --epochs continues 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import logging
@@ -243,7 +242,7 @@ def train(config: SegmenterConfig) -> dict[str, float]:
         capability = gpu_compute_capability()
         precision = resolve_precision(config.precision, capability)
         taps = weight_gradients_by_taps(precision, capability)
-        with dtype_policy(precision), contextlib.nullcontext() if taps else networks.kernel_weight_gradients():
+        with dtype_policy(precision), networks.kernel_weight_gradients(not taps):
             model, initial_epoch = build_segmenter(config.image_size, config.filters, config.resolved_depth), 0
         logger.info("segmenter: %s compute, %d parameters", precision, model.count_params())
         model.compile(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 
@@ -58,7 +57,7 @@ def build_pix2pix(config: TrainConfig) -> Pix2Pix:
     jit_compile = runtime.resolve_jit_compile(config.jit_compile, capability is not None, config.deterministic, tf.distribute.has_strategy())
     task = make_task(config)
     taps = weight_gradients_by_taps(precision, capability, tpu=tpu)
-    with dtype_policy(precision), contextlib.nullcontext() if taps else networks.kernel_weight_gradients():
+    with dtype_policy(precision), networks.kernel_weight_gradients(not taps):
         generator = build_generator(
             config.image_size, task.input_channels, task.output_channels,
             filters=config.generator_filters, depth=config.resolved_generator_depth, norm=config.norm,
